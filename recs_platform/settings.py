@@ -1,0 +1,56 @@
+"""Where the platform keeps its files, derived from one home directory.
+
+Every path can be overridden by an environment variable so tests, CI and production can point
+the same code at different storage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path("var")
+
+
+@dataclass(frozen=True)
+class PlatformPaths:
+    """The platform's storage layout under one home directory."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> PlatformPaths:
+        return cls(Path(os.environ.get("RECS_HOME", DEFAULT_HOME)).resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(os.environ.get("RECS_WAREHOUSE_PATH", self.home / "warehouse.duckdb"))
+
+    @property
+    def datasets(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def evaluations(self) -> Path:
+        return self.home / "evaluations"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return Path(os.environ.get("BENTOML_HOME", self.home / "bentoml"))
+
+    @property
+    def production_pointer(self) -> Path:
+        return self.home / "registry" / "production.json"
+
+    @property
+    def serving_logs(self) -> Path:
+        return self.landing / "serving_logs"
