@@ -1,0 +1,24 @@
+-- One row per user with interactions: the chronological item sequence (sequential recommenders).
+
+with
+
+interactions as (
+
+    select * from {{ ref('interactions') }}
+
+),
+
+final as (
+
+    select
+        user_id,
+        list(item_id order by first_interaction_at, item_id)::bigint[] as item_sequence,
+        list(first_interaction_at order by first_interaction_at, item_id) as timestamp_sequence,
+        count(*) as sequence_length
+
+    from interactions
+    group by user_id
+
+)
+
+select * from final

@@ -1,0 +1,41 @@
+-- One row per item: the latest ingested snapshot wins; genres are also exposed as a list.
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'items') }}
+
+),
+
+renamed as (
+
+    select
+        item_id,
+        title,
+        release_date,
+        coalesce(genres, '') as genres,
+        list_filter(
+            string_split(coalesce(genres, ''), '|'),
+            lambda g: g <> ''
+        )::varchar[] as genre_list,
+        year(release_date) as release_year,
+        source_file,
+        ingested_at
+
+    from source
+
+),
+
+latest as (
+
+    select *
+    from renamed
+    qualify row_number() over (
+        partition by item_id
+        order by ingested_at desc, source_file desc
+    ) = 1
+
+)
+
+select * from latest

@@ -1,0 +1,37 @@
+-- One row per user: the latest ingested snapshot wins.
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'users') }}
+
+),
+
+renamed as (
+
+    select
+        user_id,
+        age,
+        gender,
+        occupation,
+        zip_code,
+        source_file,
+        ingested_at
+
+    from source
+
+),
+
+latest as (
+
+    select *
+    from renamed
+    qualify row_number() over (
+        partition by user_id
+        order by ingested_at desc, source_file desc
+    ) = 1
+
+)
+
+select * from latest

@@ -1,0 +1,1 @@
+"""Event schema, landing-zone IO, MovieLens import, synthetic data and raw ingestion."""
