@@ -1,0 +1,1 @@
+"""One evaluation path for every recommender: metrics, reports and run files."""

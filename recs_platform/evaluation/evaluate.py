@@ -1,0 +1,100 @@
+"""Evaluate any recommender the same way: full ranking, masked history, per-user metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recs_platform.evaluation.metrics import METRICS
+from recs_platform.models.base import Recommender
+
+DEFAULT_METRICS = ("ndcg", "recall", "hit", "mrr", "precision")
+
+
+@dataclass
+class EvaluationResult:
+    """Averages, per-user values, and the run files' content of one evaluation."""
+
+    recommender: str
+    k: int
+    summary: dict[str, float]
+    per_user: pd.DataFrame
+    run: pd.DataFrame
+    ground_truth: pd.DataFrame
+    n_users: int
+    n_skipped_users: int
+
+    def write_run_files(self, directory: Path) -> dict[str, Path]:
+        """Write the top-k lists and ground truth as Parquet so anyone can recompute metrics."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {"run": directory / "run.parquet", "qrels": directory / "ground_truth.parquet"}
+        self.run[["user_id", "item_id", "rank", "score"]].to_parquet(paths["run"], index=False)
+        self.ground_truth[["user_id", "item_id"]].to_parquet(paths["qrels"], index=False)
+        self.per_user.to_parquet(directory / "per_user.parquet", index=False)
+        return paths
+
+
+def hit_matrix(run: pd.DataFrame, ground_truth: pd.DataFrame, users: np.ndarray, k: int) -> np.ndarray:
+    """Boolean users x k matrix: is the item at each rank relevant for that user?"""
+    relevant = set(zip(ground_truth.user_id.to_numpy(), ground_truth.item_id.to_numpy()))
+    hits = np.zeros((len(users), k), dtype=bool)
+    row_of = {user: row for row, user in enumerate(users)}
+    for user, item, rank in zip(run.user_id.to_numpy(), run.item_id.to_numpy(), run["rank"].to_numpy()):
+        if rank <= k and (user, item) in relevant:
+            hits[row_of[user], rank - 1] = True
+    return hits
+
+
+def score_run(
+    run: pd.DataFrame, ground_truth: pd.DataFrame, k: int, metrics: Sequence[str] = DEFAULT_METRICS
+) -> pd.DataFrame:
+    """Per-user metrics of a run against ground truth (users without ground truth are dropped)."""
+    users = np.sort(ground_truth.user_id.unique())
+    n_relevant = ground_truth.groupby("user_id").size().reindex(users).to_numpy()
+    hits = hit_matrix(run, ground_truth, users, k)
+    per_user = pd.DataFrame({"user_id": users, "n_relevant": n_relevant})
+    for name in metrics:
+        per_user[f"{name}@{k}"] = METRICS[name](hits, n_relevant)
+    return per_user
+
+
+def evaluate(
+    recommender: Recommender,
+    ground_truth: pd.DataFrame,
+    k: int = 10,
+    exclude: pd.DataFrame | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> EvaluationResult:
+    """Rank the full catalog for every ground-truth user the model knows and score the top k.
+
+    Training items are always masked; ``exclude`` masks more (the validation items at test
+    time). Users unknown to the model are counted in ``n_skipped_users``.
+    """
+    truth = ground_truth[["user_id", "item_id"]].drop_duplicates()
+    users = np.sort(truth.user_id.unique())
+    known = recommender.known_users(users)
+    truth = truth[truth.user_id.isin(users[known])]
+    run = recommender.recommend(users[known], k=k, exclude=exclude)
+    per_user = score_run(run, truth, k, metrics)
+    summary = {column: float(per_user[column].mean()) for column in per_user.columns[2:]}
+    return EvaluationResult(
+        recommender=recommender.name,
+        k=k,
+        summary=summary,
+        per_user=per_user,
+        run=run,
+        ground_truth=truth,
+        n_users=int(known.sum()),
+        n_skipped_users=int((~known).sum()),
+    )
+
+
+def comparison_table(results: Sequence[EvaluationResult]) -> pd.DataFrame:
+    """One row per recommender, one column per metric, best first by the first metric."""
+    rows = [{"recommender": r.recommender, "users": r.n_users, **r.summary} for r in results]
+    table = pd.DataFrame(rows)
+    return table.sort_values(table.columns[2], ascending=False).reset_index(drop=True)

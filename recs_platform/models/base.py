@@ -1,0 +1,229 @@
+"""The one interface every recommender implements, heuristic or learned.
+
+A recommender is fitted on interactions (``user_id, item_id`` and optionally ``timestamp``),
+ranks the whole catalog for known users, excludes what each user has already seen, and saves
+itself pickle-free: JSON for config and metadata, ``.npz`` for arrays, including the id maps.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+RECOMMENDERS: dict[str, type[Recommender]] = {}
+CONFIG_FILE = "recommender.json"
+ARRAYS_FILE = "arrays.npz"
+RECOMMENDATION_COLUMNS = ["user_id", "item_id", "rank", "score"]
+Logger = Callable[[str], None]
+
+
+class NotFittedError(RuntimeError):
+    """The recommender was asked to rank before ``fit`` or ``load``."""
+
+
+class IdMap:
+    """A bijection between external ids and dense indices, stored as a sorted id array."""
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids = np.unique(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        position = np.searchsorted(self.ids, ids).clip(max=max(len(self.ids) - 1, 0))
+        return (len(self.ids) > 0) & (self.ids[position] == ids)
+
+    def index(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        known = self.contains(ids)
+        if not known.all():
+            raise KeyError(f"unknown ids: {ids[~known][:10].tolist()}")
+        return np.searchsorted(self.ids, ids)
+
+
+def register(cls: type[Recommender]) -> type[Recommender]:
+    """Class decorator that makes a recommender loadable by its ``name``."""
+    RECOMMENDERS[cls.name] = cls
+    return cls
+
+
+class Recommender(ABC):
+    """Base class: subclasses implement ``_fit``, ``_score`` and their array state."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    is_learned: ClassVar[bool] = True
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{self.name} got unknown parameters {sorted(unknown)}")
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.metadata: dict[str, Any] = {}
+        self.user_map: IdMap | None = None
+        self.item_map: IdMap | None = None
+        self.seen: sp.csr_matrix | None = None
+
+    # -- training -----------------------------------------------------------------------
+    def fit(
+        self,
+        train: pd.DataFrame,
+        catalog_items: Iterable[int] | None = None,
+        valid: pd.DataFrame | None = None,
+        log: Logger | None = None,
+    ) -> Self:
+        """Fit on ``train``; ``valid`` enables early stopping for models that support it."""
+        if train.empty:
+            raise ValueError(f"{self.name}: cannot fit on an empty training set")
+        missing = {"user_id", "item_id"} - set(train.columns)
+        if missing:
+            raise ValueError(f"{self.name}: training data lacks columns {sorted(missing)}")
+        items = train.item_id.to_numpy()
+        if catalog_items is not None:
+            items = np.concatenate([items, np.fromiter(catalog_items, dtype=np.int64)])
+        self.user_map, self.item_map = IdMap(train.user_id.to_numpy()), IdMap(items)
+        self.seen = self.interaction_matrix(train)
+        validate = self._validator(valid) if valid is not None and not valid.empty else None
+        self._fit(self.seen, validate=validate, log=log or (lambda message: None))
+        return self
+
+    def interaction_matrix(self, interactions: pd.DataFrame) -> sp.csr_matrix:
+        """Binary user x item matrix of the known users' and items' interactions."""
+        self._require_fitted()
+        known = self.user_map.contains(interactions.user_id) & self.item_map.contains(interactions.item_id)
+        rows = self.user_map.index(interactions.user_id[known])
+        cols = self.item_map.index(interactions.item_id[known])
+        shape = (len(self.user_map), len(self.item_map))
+        matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+        matrix.data[:] = 1.0  # duplicates collapse to one positive
+        return matrix
+
+    def _validator(self, valid: pd.DataFrame) -> Callable[[], float]:
+        """A callable returning NDCG@10 on ``valid`` with training items masked."""
+        from recs_platform.evaluation.evaluate import evaluate
+
+        def validate() -> float:
+            return evaluate(self, valid, k=10, metrics=("ndcg",)).summary["ndcg@10"]
+
+        return validate
+
+    @abstractmethod
+    def _fit(self, matrix: sp.csr_matrix, validate: Callable[[], float] | None, log: Logger) -> None:
+        """Learn from the binary user x item matrix."""
+
+    @abstractmethod
+    def _score(self, user_index: np.ndarray) -> np.ndarray:
+        """Scores of every catalog item for the given user indices, shape (users, items)."""
+
+    # -- ranking ------------------------------------------------------------------------
+    def known_users(self, user_ids: Iterable[int]) -> np.ndarray:
+        self._require_fitted()
+        return self.user_map.contains(np.asarray(list(user_ids), dtype=np.int64))
+
+    def recommend(
+        self,
+        user_ids: Iterable[int],
+        k: int = 10,
+        exclude: pd.DataFrame | None = None,
+        exclude_seen: bool = True,
+        batch_size: int = 1024,
+    ) -> pd.DataFrame:
+        """Top-``k`` items per known user as ``user_id, item_id, rank, score`` (rank from 1).
+
+        Items the user interacted with in training are excluded unless ``exclude_seen`` is
+        false; ``exclude`` masks further ``user_id, item_id`` pairs (e.g. validation items).
+        """
+        if k <= 0:
+            raise ValueError("k must be positive")
+        self._require_fitted()
+        users = np.asarray(list(user_ids), dtype=np.int64)
+        user_index = self.user_map.index(users)
+        masked = self.seen if exclude_seen else None
+        if exclude is not None and not exclude.empty:
+            extra = self.interaction_matrix(exclude)
+            masked = extra if masked is None else (masked + extra)
+        frames = [
+            self._top_k(users[start : start + batch_size], user_index[start : start + batch_size], k, masked)
+            for start in range(0, len(users), batch_size)
+        ]
+        if not frames:
+            return pd.DataFrame(columns=RECOMMENDATION_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
+    def _top_k(self, users: np.ndarray, index: np.ndarray, k: int, masked: sp.csr_matrix | None) -> pd.DataFrame:
+        scores = np.asarray(self._score(index), dtype=np.float64)
+        if masked is not None:
+            scores[masked[index].nonzero()] = -np.inf
+        k = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        # Sort by score, breaking ties by item id so rankings are deterministic.
+        order = np.lexsort((self.item_map.ids[top], -top_scores), axis=1)
+        top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        frame = pd.DataFrame(
+            {
+                "user_id": np.repeat(users, k),
+                "item_id": self.item_map.ids[top.ravel()],
+                "rank": np.tile(np.arange(1, k + 1), len(users)),
+                "score": top_scores.ravel(),
+            }
+        )
+        return frame[np.isfinite(frame.score)].reset_index(drop=True)
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        """Write config, metadata and arrays (id maps, seen items, weights) under ``path``."""
+        self._require_fitted()
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"recommender": self.name, "params": self.params, "metadata": self.metadata}
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+        arrays = {
+            "user_ids": self.user_map.ids,
+            "item_ids": self.item_map.ids,
+            "seen_indptr": self.seen.indptr,
+            "seen_indices": self.seen.indices,
+            **{f"state_{key}": value for key, value in self._state().items()},
+        }
+        np.savez_compressed(path / ARRAYS_FILE, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Recommender:
+        """Load any saved recommender; the concrete class is read from its config."""
+        config = json.loads((path / CONFIG_FILE).read_text())
+        recommender = RECOMMENDERS[config["recommender"]](**config["params"])
+        recommender.metadata = config["metadata"]
+        with np.load(path / ARRAYS_FILE, allow_pickle=False) as arrays:
+            recommender.user_map = IdMap(arrays["user_ids"])
+            recommender.item_map = IdMap(arrays["item_ids"])
+            shape = (len(recommender.user_map), len(recommender.item_map))
+            data = np.ones(len(arrays["seen_indices"]), dtype=np.float32)
+            recommender.seen = sp.csr_matrix((data, arrays["seen_indices"], arrays["seen_indptr"]), shape=shape)
+            recommender._restore({k.removeprefix("state_"): arrays[k] for k in arrays.files if k.startswith("state_")})
+        return recommender
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with the id maps and params, fully determine the fitted model."""
+
+    @abstractmethod
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        """Inverse of ``_state``."""
+
+    def _require_fitted(self) -> None:
+        if self.user_map is None or self.item_map is None:
+            raise NotFittedError(f"{self.name} is not fitted; call fit() or load() first")
+
+
+def load_recommender(path: Path) -> Recommender:
+    """Load a saved recommender of any registered class."""
+    return Recommender.load(path)
