@@ -1,7 +1,7 @@
 """Where the platform keeps its files, derived from one home directory.
 
-Every path can be overridden by an environment variable so tests, CI and production can point
-the same code at different storage.
+``RECS_HOME`` chooses the home, so tests, CI and production point the same code at different
+storage.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class PlatformPaths:
 
     @property
     def warehouse(self) -> Path:
-        return Path(os.environ.get("RECS_WAREHOUSE_PATH", self.home / "warehouse.duckdb"))
+        return self.home / "warehouse.duckdb"
 
     @property
     def datasets(self) -> Path:
@@ -45,7 +45,7 @@ class PlatformPaths:
 
     @property
     def bentoml_home(self) -> Path:
-        return Path(os.environ.get("BENTOML_HOME", self.home / "bentoml"))
+        return self.home / "bentoml"
 
     @property
     def production_pointer(self) -> Path:

@@ -40,5 +40,6 @@ def frame_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
         digest.update(name.encode())
         digest.update(",".join(map(str, frame.columns)).encode())
         rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-        digest.update(rows.sort() or rows.tobytes())
+        rows.sort()
+        digest.update(rows.tobytes())
     return digest.hexdigest()[:16]

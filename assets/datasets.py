@@ -1,0 +1,67 @@
+"""Split and feature tables → pandera-validated, frozen, content-versioned Parquet."""
+
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from recs_platform.validation.datasets import DatasetVersion, freeze
+from recs_platform.validation.schemas import ITEM_FEATURES, USER_FEATURES, ValidationFailure, validate_dataset
+
+from assets.dbt import dbt_models
+from assets.resources import SplitSettings, StorageResource, WarehouseResource
+
+SOURCES = {
+    "train": "split_train",
+    "valid": "split_valid",
+    "test": "split_test",
+    "users": "user_features",
+    "items": "item_features",
+}
+
+
+@dg.asset(
+    deps=[get_asset_key_for_model([dbt_models], model) for model in [*SOURCES.values(), "split_cutoffs"]],
+    group_name="datasets",
+    pool="warehouse",
+    metadata={
+        "user_features_schema": pandera_schema_to_dagster_type(USER_FEATURES).metadata["schema"],
+        "item_features_schema": pandera_schema_to_dagster_type(ITEM_FEATURES).metadata["schema"],
+    },
+)
+def dataset(
+    context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource, split: SplitSettings
+) -> dg.Output[DatasetVersion]:
+    """Validates the split and feature tables with pandera, then freezes them to versioned Parquet.
+
+    Any contract violation fails the step, so nothing downstream trains on bad data, and the
+    failing rows are shown in the run's failure metadata.
+    """
+    with warehouse.connect(read_only=True) as connection:
+        tables = {name: connection.execute(f"select * from {table}").df() for name, table in SOURCES.items()}
+        cutoffs = connection.execute("select * from split_cutoffs").df().iloc[0].to_dict()
+    try:
+        validated = validate_dataset(tables, cutoffs)
+    except ValidationFailure as failure:
+        raise dg.Failure(
+            description=str(failure),
+            metadata={
+                "failure_count": len(failure.failure_cases),
+                "failure_sample": dg.MetadataValue.md(failure.failure_cases.head(20).to_markdown(index=False)),
+            },
+        ) from failure
+    info = {"split": split.dbt_vars(), "cutoffs": cutoffs}
+    version = freeze(validated, storage.paths.datasets, info)
+    context.log.info(f"dataset version {version.version} at {version.path}")
+    return dg.Output(
+        version,
+        data_version=dg.DataVersion(version.version),
+        metadata={
+            "dataset_version": version.version,
+            "path": dg.MetadataValue.path(version.path),
+            "split_protocol": split.protocol,
+            **{f"rows_{name}": len(frame) for name, frame in validated.items()},
+            "users_in_train": int(validated["train"].user_id.nunique()),
+            "items_in_train": int(validated["train"].item_id.nunique()),
+        },
+    )

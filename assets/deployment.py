@@ -1,0 +1,87 @@
+"""Candidate selection, blocking gates, and the gated deployment to the BentoML model store."""
+
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+
+from recs_platform.deployment import Candidate, deploy, evaluate_gates, select_candidate
+from recs_platform.evaluation.report import EvaluationReport
+from recs_platform.validation.datasets import DatasetVersion
+
+from assets.resources import GateSettings, RegistryResource
+
+
+@dg.asset(group_name="deployment")
+def candidate_model(evaluation_report: EvaluationReport) -> dg.Output[Candidate]:
+    """The learned model with the best validation score, with its test and baseline scores."""
+    candidate = select_candidate(evaluation_report)
+    return dg.Output(
+        candidate,
+        metadata={
+            "recommender": candidate.scores.recommender,
+            "valid_ndcg@10": candidate.scores.valid["ndcg@10"],
+            "test_ndcg@10": candidate.scores.test["ndcg@10"],
+            "data_version": candidate.dataset_version,
+        },
+    )
+
+
+GATES = {
+    "threshold": "The candidate's test metric is at least the configured floor.",
+    "beats_baselines": "The candidate beats every baseline on the same test set.",
+    "no_regression": "The candidate is no worse than the serving champion, re-scored on this test set.",
+}
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=candidate_model, additional_deps=["dataset"], blocking=True, description=text) for name, text in GATES.items()],
+    ins={"candidate": dg.AssetIn(candidate_model.key), "dataset": dg.AssetIn("dataset")},
+)
+def deployment_gates(candidate: Candidate, dataset: DatasetVersion, gate: GateSettings, registry: RegistryResource):
+    """Blocking gates: when one fails, the deployment does not run and the champion keeps serving."""
+    results = evaluate_gates(candidate, dataset, registry.registry(), gate.metric, gate.min_metric, gate.champion_tolerance)
+    for name, result in results.items():
+        yield dg.AssetCheckResult(
+            asset_key=candidate_model.key,
+            check_name=name,
+            passed=result.passed,
+            description=result.description,
+            metadata={"observed": result.observed, "required": result.required if result.required is not None else "none"},
+        )
+
+
+@dg.asset(
+    group_name="deployment",
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
+def deployment(
+    context: dg.AssetExecutionContext,
+    candidate_model: Candidate,
+    dataset: DatasetVersion,
+    gate: GateSettings,
+    registry: RegistryResource,
+) -> dg.MaterializeResult:
+    """Registers the candidate's bundle in the BentoML model store and moves the production pointer.
+
+    Runs only after every blocking gate on the candidate passed; the gates are evaluated once
+    more here so that a deploy can never happen unchecked, even when launched on its own.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        outcome = deploy(candidate_model, dataset, registry.registry(), gate.metric, gate.min_metric, gate.champion_tolerance, Path(scratch))
+    gates_md = "\n".join(f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.description}" for g in outcome.gates.values())
+    if not outcome.deployed:
+        raise dg.Failure(description="deployment refused by the gates; the champion keeps serving", metadata={"gates": dg.MetadataValue.md(gates_md)})
+    context.log.info(f"promoted {outcome.record.tag}")
+    return dg.MaterializeResult(
+        metadata={
+            "deployment_status": "deployed",
+            "tag": outcome.record.tag,
+            "previous": outcome.record.previous[0] if outcome.record.previous else "none",
+            "gates": dg.MetadataValue.md(gates_md),
+            "metrics": dg.MetadataValue.json(outcome.record.metrics),
+            "pointer": dg.MetadataValue.json(asdict(outcome.record)),
+        }
+    )

@@ -1,0 +1,39 @@
+"""Every recommender through the same evaluation; one comparison report."""
+
+
+import dagster as dg
+
+from recs_platform.evaluation.report import EvaluationReport, build_report
+from recs_platform.training import ModelArtifact
+from recs_platform.validation.datasets import DatasetVersion
+
+from assets.models import MODEL_ASSETS
+from assets.resources import StorageResource
+
+
+@dg.asset(
+    group_name="evaluation",
+    ins={asset.key.path[-1]: dg.AssetIn(asset.key) for asset in MODEL_ASSETS},
+)
+def evaluation_report(
+    context: dg.AssetExecutionContext, dataset: DatasetVersion, storage: StorageResource, **models: ModelArtifact
+) -> dg.Output[EvaluationReport]:
+    """Scores every recommender on validation and test (full ranking, history masked, K=10).
+
+    Writes each model's top-k run file and ground truth as Parquet so outside tools can
+    recompute the metrics.
+    """
+    tables = dataset.load()
+    loaded = [(artifact.load(), artifact.path) for artifact in models.values()]
+    out_dir = storage.paths.evaluations / dataset.version
+    report = build_report(loaded, tables, dataset.version, out_dir)
+    context.log.info("test metrics:\n" + report.markdown("test"))
+    metadata: dict[str, object] = {
+        "dataset_version": dataset.version,
+        "test_metrics": dg.MetadataValue.md(report.markdown("test")),
+        "valid_metrics": dg.MetadataValue.md(report.markdown("valid")),
+        "run_files": dg.MetadataValue.path(str(out_dir)),
+    }
+    for name, scores in report.scores.items():
+        metadata[f"{name}_test_ndcg@10"] = scores.test["ndcg@10"]
+    return dg.Output(report, metadata=metadata)

@@ -1,0 +1,100 @@
+"""Resources, chosen per environment in one place (``RECS_ENV``: dev, ci or prod)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource
+from pydantic import Field
+
+from recs_platform.data import warehouse
+from recs_platform.registry import ModelRegistry
+from recs_platform.settings import PlatformPaths
+
+from assets.dbt_project import DBT_EXECUTABLE, dbt_project
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The platform's home directory; every other path derives from it."""
+
+    home: str = Field(description="Root folder for landing files, datasets, artifacts and evaluations.")
+
+    @property
+    def paths(self) -> PlatformPaths:
+        return PlatformPaths(Path(self.home))
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. Connections are short and retry while another process writes."""
+
+    path: str = Field(description="DuckDB file holding the raw schema and the dbt models.")
+    lock_timeout_s: float = Field(default=300.0, description="How long to wait for the write lock.")
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(Path(self.path), read_only=read_only, timeout_s=self.lock_timeout_s) as connection:
+            yield connection
+
+
+class RegistryResource(dg.ConfigurableResource):
+    """The BentoML model store and the production pointer."""
+
+    store_dir: str = Field(description="BentoML model store folder (BENTOML_HOME/models).")
+    pointer_path: str = Field(description="JSON file naming the bundle in production.")
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.store_dir), Path(self.pointer_path))
+
+
+class SplitSettings(dg.ConfigurableResource):
+    """The evaluation protocol, passed to dbt as variables."""
+
+    protocol: str = Field(default="random_per_user", description="random_per_user (RecBole default) or temporal.")
+    seed: int = Field(default=2020, description="Seed of the per-user shuffle.")
+    valid_ratio: float = Field(default=0.1, description="Per-user validation share (random_per_user).")
+    test_ratio: float = Field(default=0.1, description="Per-user test share (random_per_user).")
+    temporal_valid_quantile: float = Field(default=0.8, description="Time quantile where validation starts.")
+    temporal_test_quantile: float = Field(default=0.9, description="Time quantile where test starts.")
+
+    def dbt_vars(self) -> dict[str, object]:
+        return {
+            "split_protocol": self.protocol,
+            "split_seed": self.seed,
+            "valid_ratio": self.valid_ratio,
+            "test_ratio": self.test_ratio,
+            "temporal_valid_quantile": self.temporal_valid_quantile,
+            "temporal_test_quantile": self.temporal_test_quantile,
+        }
+
+
+class GateSettings(dg.ConfigurableResource):
+    """What a candidate must reach before it may replace the champion."""
+
+    metric: str = Field(default="ndcg@10", description="Metric every gate compares.")
+    min_metric: float = Field(default=0.2, description="Absolute floor for the candidate's test metric.")
+    champion_tolerance: float = Field(
+        default=0.005, description="How far below the champion (re-scored on the same test set) a candidate may be."
+    )
+
+
+def resources_for(env: str | None = None, home: Path | None = None) -> dict[str, object]:
+    """All resources for one environment; the only place where environments differ."""
+    env = env or os.environ.get("RECS_ENV", "dev")
+    paths = PlatformPaths(home.resolve()) if home else PlatformPaths.from_env()
+    # dbt reads the warehouse path from this variable (see dbt_project/profiles.yml).
+    os.environ["RECS_WAREHOUSE_PATH"] = str(paths.warehouse)
+    split = SplitSettings(protocol=os.environ.get("RECS_SPLIT_PROTOCOL", "random_per_user"))
+    gate_floor = {"dev": 0.2, "ci": 0.2, "prod": 0.25}[env]
+    return {
+        "storage": StorageResource(home=str(paths.home)),
+        "warehouse": WarehouseResource(path=str(paths.warehouse)),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, target=os.environ.get("DBT_TARGET", "prod" if env == "prod" else "local")),
+        "registry": RegistryResource(store_dir=str(paths.bentoml_home / "models"), pointer_path=str(paths.production_pointer)),
+        "split": split,
+        "gate": GateSettings(min_metric=float(os.environ.get("RECS_GATE_MIN_NDCG", gate_floor))),
+    }

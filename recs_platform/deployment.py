@@ -1,0 +1,96 @@
+"""Choose a candidate, judge it against the gates, and promote it only if every gate passes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from recs_platform.evaluation.evaluate import evaluate
+from recs_platform.evaluation.gates import GateResult, baseline_gate, champion_gate, threshold_gate
+from recs_platform.evaluation.report import EvaluationReport, ModelScores
+from recs_platform.models.base import load_recommender
+from recs_platform.models.popularity import PopularityRecommender
+from recs_platform.registry import ModelRegistry, ProductionRecord, ServingBundle, write_bundle
+from recs_platform.validation.datasets import DatasetVersion
+
+FALLBACK = "popularity"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The model proposed for deployment, with the baselines it was evaluated beside."""
+
+    dataset_version: str
+    scores: ModelScores
+    baselines: dict[str, ModelScores]
+
+
+@dataclass(frozen=True)
+class DeploymentOutcome:
+    deployed: bool
+    gates: dict[str, GateResult]
+    record: ProductionRecord | None
+
+
+def select_candidate(report: EvaluationReport) -> Candidate:
+    """The best learned model on validation; the popularity baseline must be in the report."""
+    if FALLBACK not in report.scores:
+        raise LookupError("the report has no popularity baseline, which serving needs as fallback")
+    baselines = {s.recommender: s for s in report.baselines()}
+    return Candidate(report.dataset_version, report.best_learned(), baselines)
+
+
+def champion_metrics(registry: ModelRegistry, dataset: DatasetVersion, k: int = 10) -> dict[str, float] | None:
+    """The serving champion re-scored on this dataset's test set, or None if nothing serves."""
+    record = registry.production()
+    if record is None:
+        return None
+    champion = ServingBundle.load(registry.bundle_path(record.tag), record.tag).model
+    tables = dataset.load()
+    return evaluate(champion, tables["test"], k=k, exclude=tables["valid"]).summary
+
+
+def evaluate_gates(
+    candidate: Candidate, dataset: DatasetVersion, registry: ModelRegistry, metric: str, floor: float, tolerance: float
+) -> dict[str, GateResult]:
+    """All gates, keyed by name: threshold, beats_baselines, no_regression."""
+    test = candidate.scores.test
+    baselines = {name: scores.test for name, scores in candidate.baselines.items()}
+    results = [
+        threshold_gate(test, metric, floor),
+        baseline_gate(test, baselines, metric),
+        champion_gate(test, champion_metrics(registry, dataset), metric, tolerance),
+    ]
+    return {result.name: result for result in results}
+
+
+def deploy(
+    candidate: Candidate,
+    dataset: DatasetVersion,
+    registry: ModelRegistry,
+    metric: str,
+    floor: float,
+    tolerance: float,
+    scratch: Path,
+) -> DeploymentOutcome:
+    """Register and promote the candidate's bundle if, and only if, every gate passes."""
+    gates = evaluate_gates(candidate, dataset, registry, metric, floor, tolerance)
+    if not all(g.passed for g in gates.values()):
+        return DeploymentOutcome(False, gates, None)
+    model = load_recommender(Path(candidate.scores.artifact_path))
+    fallback = load_recommender(Path(candidate.baselines[FALLBACK].artifact_path))
+    assert isinstance(fallback, PopularityRecommender)
+    metadata = {
+        "recommender": model.name,
+        "data_version": candidate.dataset_version,
+        "code_version": model.metadata.get("code_version"),
+        "config": model.metadata.get("config"),
+        "valid_metrics": candidate.scores.valid,
+        "test_metrics": candidate.scores.test,
+        "gates": {name: g.description for name, g in gates.items()},
+    }
+    items = dataset.load()["items"]
+    bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata)
+    tag = registry.register(bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version})
+    record = registry.promote(tag, reason="all deployment gates passed", metrics=candidate.scores.test)
+    return DeploymentOutcome(True, gates, record)

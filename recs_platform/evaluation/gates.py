@@ -1,0 +1,56 @@
+"""Deployment gates: a candidate must clear a threshold, beat the baselines, not regress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of one gate, with the numbers that decided it."""
+
+    name: str
+    passed: bool
+    description: str
+    observed: float
+    required: float | None
+
+
+def threshold_gate(candidate: dict[str, float], metric: str, threshold: float) -> GateResult:
+    """The candidate's test metric is at least ``threshold``."""
+    observed = candidate[metric]
+    passed = observed >= threshold
+    verdict = "meets" if passed else "is below"
+    return GateResult(
+        "threshold", passed, f"test {metric} {observed:.4f} {verdict} the threshold {threshold:.4f}", observed, threshold
+    )
+
+
+def baseline_gate(candidate: dict[str, float], baselines: dict[str, dict[str, float]], metric: str) -> GateResult:
+    """The candidate's test metric is strictly above every baseline's on the same test set."""
+    if not baselines:
+        raise ValueError("the baseline gate needs at least one evaluated baseline")
+    best_name = max(baselines, key=lambda name: baselines[name][metric])
+    best = baselines[best_name][metric]
+    observed = candidate[metric]
+    passed = observed > best
+    verdict = "beats" if passed else "does not beat"
+    return GateResult(
+        "beats_baselines", passed, f"test {metric} {observed:.4f} {verdict} {best_name} ({best:.4f})", observed, best
+    )
+
+
+def champion_gate(
+    candidate: dict[str, float], champion: dict[str, float] | None, metric: str, tolerance: float
+) -> GateResult:
+    """The candidate is no worse than the serving champion (re-scored on the same test set)."""
+    observed = candidate[metric]
+    if champion is None:
+        return GateResult("no_regression", True, "no champion is serving yet", observed, None)
+    required = champion[metric] - tolerance
+    passed = observed >= required
+    verdict = "is within" if passed else "regresses beyond"
+    description = (
+        f"test {metric} {observed:.4f} {verdict} tolerance {tolerance:.4f} of the champion ({champion[metric]:.4f})"
+    )
+    return GateResult("no_regression", passed, description, observed, required)

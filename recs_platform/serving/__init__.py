@@ -1,0 +1,1 @@
+"""Online serving: a BentoML service that answers from the registry's production bundle."""

@@ -1,0 +1,1 @@
+"""pandera schemas for the datasets, and freezing validated datasets to versioned Parquet."""

@@ -1,0 +1,53 @@
+"""Frozen, content-versioned datasets: the only thing training and evaluation read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recs_platform.versioning import frame_fingerprint
+
+TABLES = ("train", "valid", "test", "users", "items")
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """A pointer to one frozen dataset version on disk."""
+
+    version: str
+    path: str
+
+    def load(self) -> dict[str, pd.DataFrame]:
+        return {name: pd.read_parquet(Path(self.path) / f"{name}.parquet") for name in TABLES}
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((Path(self.path) / MANIFEST).read_text())
+
+
+def freeze(tables: dict[str, pd.DataFrame], root: Path, info: dict[str, Any]) -> DatasetVersion:
+    """Write validated tables to ``root/<content hash>/``; an identical dataset is not rewritten."""
+    version = frame_fingerprint({name: tables[name] for name in TABLES})
+    target = root / version
+    if (target / MANIFEST).exists():
+        return DatasetVersion(version, str(target))
+    staging = root / f".{version}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in TABLES:
+        tables[name].to_parquet(staging / f"{name}.parquet", index=False)
+    manifest = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "rows": {name: len(tables[name]) for name in TABLES},
+        **info,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    staging.replace(target)
+    return DatasetVersion(version, str(target))

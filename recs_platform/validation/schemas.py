@@ -1,0 +1,135 @@
+"""pandera schemas for the split tables and the feature tables.
+
+Static schemas describe types and ranges; ``validate_dataset`` adds the checks that need the
+whole dataset: ids inside the catalog, no interaction in two splits, and the temporal cutoffs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+
+ACTIVITY_LEVELS = ["low", "medium", "high"]
+
+
+def split_schema(name: str, user_ids: pd.Series | None = None, item_ids: pd.Series | None = None,
+                 min_timestamp: pd.Timestamp | None = None,
+                 max_timestamp: pd.Timestamp | None = None) -> pa.DataFrameSchema:
+    """Schema of one split table; catalog ids and cutoffs make it dataset-specific."""
+    user_checks = [pa.Check.ge(0)] + ([pa.Check.isin(user_ids.tolist(), error="user_id not in catalog")] if user_ids is not None else [])
+    item_checks = [pa.Check.ge(0)] + ([pa.Check.isin(item_ids.tolist(), error="item_id not in catalog")] if item_ids is not None else [])
+    time_checks = []
+    if min_timestamp is not None:
+        time_checks.append(pa.Check.ge(min_timestamp, error=f"{name} interaction earlier than its cutoff {min_timestamp}"))
+    if max_timestamp is not None:
+        time_checks.append(pa.Check.lt(max_timestamp, error=f"{name} interaction at or after the next cutoff {max_timestamp}"))
+    return pa.DataFrameSchema(
+        {
+            "user_id": pa.Column("int64", user_checks, description="user id from the user catalog"),
+            "item_id": pa.Column("int64", item_checks, description="item id from the item catalog"),
+            "timestamp": pa.Column("datetime64[us]", time_checks, coerce=True, description="first interaction time"),
+        },
+        unique=["user_id", "item_id"],
+        report_duplicates="all",
+        name=f"split_{name}",
+        description=f"{name} interactions: one implicit positive per (user, item)",
+        strict="filter",
+    )
+
+
+USER_FEATURES = pa.DataFrameSchema(
+    {
+        "user_id": pa.Column("int64", pa.Check.ge(0), unique=True),
+        "n_interactions": pa.Column("int64", pa.Check.ge(0), coerce=True),
+        "days_since_last_interaction": pa.Column("float64", pa.Check.ge(0), nullable=True, coerce=True),
+        "age": pa.Column("float64", pa.Check.in_range(0, 120), nullable=True, coerce=True),
+        "age_bucket": pa.Column(str, nullable=True),
+        "gender": pa.Column(str, nullable=True),
+        "occupation": pa.Column(str, nullable=True),
+        "activity_level": pa.Column(str, pa.Check.isin(ACTIVITY_LEVELS), nullable=True),
+    },
+    name="user_features",
+    description="one row per catalog user: activity, recency and demographics",
+    strict="filter",
+)
+
+ITEM_FEATURES = pa.DataFrameSchema(
+    {
+        "item_id": pa.Column("int64", pa.Check.ge(0), unique=True),
+        "title": pa.Column(str, nullable=True),
+        "genres": pa.Column(str, nullable=True),
+        "release_year": pa.Column("float64", pa.Check.in_range(1800, 2200), nullable=True, coerce=True),
+        "item_age_days": pa.Column("float64", nullable=True, coerce=True),
+        "n_interactions": pa.Column("int64", pa.Check.ge(0), coerce=True),
+        "popularity_rank": pa.Column("int64", pa.Check.ge(1), unique=True, coerce=True),
+    },
+    name="item_features",
+    description="one row per catalog item: popularity, genres and age",
+    strict="filter",
+)
+
+
+@dataclass
+class ValidationFailure(Exception):
+    """The dataset broke its contract; ``failure_cases`` holds the offending rows."""
+
+    message: str
+    failure_cases: pd.DataFrame
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _run(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str,
+         failures: list[pd.DataFrame]) -> pd.DataFrame:
+    try:
+        return schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        failures.append(errors.failure_cases.assign(table=table))
+        return frame
+
+
+def validate_dataset(tables: dict[str, pd.DataFrame], cutoffs: dict[str, object]) -> dict[str, pd.DataFrame]:
+    """Validate train/valid/test and the feature tables; raise ``ValidationFailure`` on any error.
+
+    ``cutoffs`` holds ``split_protocol`` and, for the temporal protocol, ``valid_cutoff`` and
+    ``test_cutoff``.
+    """
+    failures: list[pd.DataFrame] = []
+    users = _run(USER_FEATURES, tables["users"], "users", failures)
+    items = _run(ITEM_FEATURES, tables["items"], "items", failures)
+    bounds = _split_bounds(cutoffs)
+    validated = {"users": users, "items": items}
+    for split in ("train", "valid", "test"):
+        schema = split_schema(split, tables["users"].user_id, tables["items"].item_id, *bounds[split])
+        validated[split] = _run(schema, tables[split], split, failures)
+    failures.extend(_overlaps(tables))
+    if failures:
+        cases = pd.concat(failures, ignore_index=True)
+        raise ValidationFailure(f"dataset validation failed with {len(cases)} failure cases", cases)
+    return validated
+
+
+def _split_bounds(cutoffs: dict[str, object]) -> dict[str, tuple]:
+    if cutoffs.get("split_protocol") != "temporal":
+        return {split: (None, None) for split in ("train", "valid", "test")}
+    valid_cut, test_cut = pd.Timestamp(cutoffs["valid_cutoff"]), pd.Timestamp(cutoffs["test_cutoff"])
+    return {"train": (None, valid_cut), "valid": (valid_cut, test_cut), "test": (test_cut, None)}
+
+
+def _overlaps(tables: dict[str, pd.DataFrame]) -> list[pd.DataFrame]:
+    """Failure cases for (user, item) pairs that appear in more than one split."""
+    stacked = pd.concat([tables[s][["user_id", "item_id"]].assign(split=s) for s in ("train", "valid", "test")])
+    repeated = stacked[stacked.duplicated(["user_id", "item_id"], keep=False)]
+    if repeated.empty:
+        return []
+    return [pd.DataFrame({
+        "table": repeated.split.to_numpy(),
+        "schema_context": "Dataset",
+        "column": "user_id,item_id",
+        "check": "pair in exactly one split",
+        "failure_case": (repeated.user_id.astype(str) + "," + repeated.item_id.astype(str)).to_numpy(),
+        "index": repeated.index.to_numpy(),
+    })]
