@@ -33,10 +33,10 @@ def parse_args() -> argparse.Namespace:
 
 def known_users(home: Path) -> tuple[str, list[int]]:
     """The production tag and its model's users; exits with a message when nothing is promoted."""
-    registry = production_registry(PlatformPaths(home.resolve()))
-    if registry.production() is None:
-        sys.exit(f"no production model under {home}: train, register and promote one first")
-    bundle = registry.load_production()
+    paths = PlatformPaths(home.resolve())
+    if not paths.production_pointer.exists():
+        sys.exit(f"no production model under {home} ({paths.production_pointer} is missing): promote one first")
+    bundle = production_registry(paths).load_production()
     return bundle.version, bundle.model.user_map.ids.tolist()
 
 

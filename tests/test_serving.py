@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +46,8 @@ def publish(registry: ModelRegistry, workdir: Path, model: Recommender, name: st
     return tag
 
 
-def environment(home: Path) -> dict[str, str]:
-    """The server's variables; the test process uses the same BENTOML_HOME to publish bundles."""
-    return {"BENTOML_HOME": str(home / "bentoml"), "RECS_RELOAD_INTERVAL_S": str(RELOAD_INTERVAL_S)}
+# The launcher sets RECS_HOME and BENTOML_HOME (home/bentoml); reload fast so the tests are quick.
+SERVER_ENV = {"RECS_RELOAD_INTERVAL_S": str(RELOAD_INTERVAL_S)}
 
 
 @dataclass
@@ -69,18 +68,16 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("recs_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BENTOML_HOME", environment(home)["BENTOML_HOME"])
-        registry = production_registry(PlatformPaths(home))
-        publish(registry, home / "work", BPRRecommender(epochs=3, factors=8), "bpr-v1")
-        server = start_server(home, env=environment(home))
-        try:
-            yield Served(home, registry, server)
-        finally:
-            server.stop()
+    registry = production_registry(PlatformPaths(home))
+    publish(registry, home / "work", BPRRecommender(epochs=3, factors=8), "bpr-v1")
+    server = start_server(home, env=SERVER_ENV)
+    try:
+        yield Served(home, registry, server)
+    finally:
+        server.stop()
 
 
-def wait_for(condition, timeout_s: float = 15.0) -> None:  # noqa: ANN001 - any zero-argument predicate
+def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -200,12 +197,9 @@ def test_a_broken_promotion_keeps_the_old_model_serving(served: Served) -> None:
     served.registry.rollback()
 
 
-def test_without_a_production_model_the_service_waits_for_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("BENTOML_HOME", environment(tmp_path)["BENTOML_HOME"])
+def test_without_a_production_model_the_service_waits_for_one(tmp_path: Path) -> None:
     registry = production_registry(PlatformPaths(tmp_path))
-    server = start_server(tmp_path, env=environment(tmp_path), wait_for="/livez")
+    server = start_server(tmp_path, env=SERVER_ENV, wait_for="/livez")
     try:
         assert httpx.get(f"{server.url}/readyz").status_code == 503
         refused = httpx.post(f"{server.url}/recommend", json={"user_id": KNOWN_USER})

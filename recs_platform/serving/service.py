@@ -14,7 +14,12 @@ from starlette.responses import JSONResponse
 
 from recs_platform.serving.model import ProductionModel
 from recs_platform.serving.request_log import RequestLog
-from recs_platform.serving.schemas import RecommendedItem, RecommendResponse, TopK, UserId
+from recs_platform.serving.schemas import (
+    RecommendedItem,
+    RecommendResponse,
+    TopK,
+    UserId,
+)
 from recs_platform.settings import PlatformPaths
 
 
@@ -28,6 +33,10 @@ class RecommenderService:
         logging.getLogger("recs_platform.serving").setLevel(logging.INFO)
         self.production.start()
         self.request_log = RequestLog(PlatformPaths.from_env().serving_logs)
+
+    @bentoml.on_shutdown
+    def stop_reloading(self) -> None:
+        self.production.stop()
 
     def __is_ready__(self) -> bool:
         """BentoML's /readyz hook: ready once a production bundle is loaded."""
