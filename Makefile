@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export RECS_HOME ?= $(CURDIR)/var
+export RECS_MOVIELENS_DIR ?= $(CURDIR)/../shared/data/ml-100k
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+export BENTOML_DO_NOT_TRACK := True
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install demo run test lint bench clean
+
+$(BIN)/recs-platform: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first, pinned, so nothing pulls the CUDA wheels.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/recs-platform
+
+demo: install
+	$(BIN)/recs-platform demo
+
+run: install
+	$(BIN)/recs-platform bootstrap && $(BIN)/recs-platform run
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/pipeline_wall_time.py
+	$(BIN)/python bench/bpr_recbole.py
+	$(BIN)/python bench/serving_latency.py --home $(RECS_HOME)
+
+clean:
+	rm -rf var .pytest_cache dbt_project/target dbt_project/logs

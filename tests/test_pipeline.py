@@ -1,0 +1,129 @@
+"""The whole asset graph, materialized in-process on MovieLens-100K.
+
+One module-scoped run lands MovieLens, ingests, builds dbt, validates, trains, evaluates and
+deploys; later tests reuse its home to exercise the failing gate and a failing validation.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from assets.definitions import build_definitions
+from recs_platform.data import movielens
+from recs_platform.registry import ModelRegistry
+from recs_platform.settings import PlatformPaths
+
+REPO = Path(__file__).resolve().parent.parent
+MOVIELENS = Path(os.environ.get("RECS_MOVIELENS_DIR", REPO.parent / "shared" / "data" / "ml-100k"))
+GATES = {"threshold", "beats_baselines", "no_regression"}
+
+
+def run_pipeline(home: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    job = build_definitions("ci", home).resolve_job_def("recs_pipeline")
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=run_config, raise_on_error=False)
+
+
+def registry_of(home: Path) -> ModelRegistry:
+    paths = PlatformPaths(home)
+    return ModelRegistry(paths.bentoml_home / "models", paths.production_pointer)
+
+
+def gate_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name in GATES}
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteInProcessResult]:
+    movielens.verify(MOVIELENS)  # CI points RECS_MOVIELENS_DIR at the shared copy; fail loudly if not
+    home = tmp_path_factory.mktemp("home")
+    movielens.import_to_landing(MOVIELENS, PlatformPaths(home).landing)
+    return home, run_pipeline(home)
+
+
+def test_full_graph_deploys_the_gated_model(deployed):
+    home, result = deployed
+    assert result.success
+    assert {"raw/events", "stg_events", "interactions", "user_features", "item_features", "split_train",
+            "dataset", "popularity_model", "bpr_model", "evaluation_report", "candidate_model",
+            "deployment"} <= materialized(result)
+    gates = gate_results(result)
+    assert set(gates) == GATES and all(g.passed for g in gates.values())
+
+    record = registry_of(home).production()
+    assert record is not None and record.reason == "all deployment gates passed"
+    report = result.output_for_node("evaluation_report")
+    bpr_test = report.scores["bpr"].test
+    assert record.metrics == pytest.approx(bpr_test)
+    assert bpr_test["ndcg@10"] > report.scores["popularity"].test["ndcg@10"]
+    metadata = registry_of(home).metadata(record.tag)
+    assert metadata["data_version"] == result.output_for_node("dataset").version
+    assert metadata["code_version"].startswith("src-")
+    assert metadata["config"]["recommender"] == "bpr"
+
+
+def test_raw_and_split_counts_match_movielens(deployed):
+    home, _ = deployed
+    with duckdb.connect(str(PlatformPaths(home).warehouse), read_only=True) as connection:
+        events = connection.execute("select count(*) from raw.events").fetchone()[0]
+        splits = dict(connection.execute("select split, count(*) from interaction_splits group by 1").fetchall())
+    assert events == 100_000
+    # RecBole's per-user 80/10/10 rule on MovieLens-100K (see dbt_project/models/marts/interaction_splits.sql).
+    assert splits == {"train": 80_808, "valid": 9_596, "test": 9_596}
+
+
+def test_run_files_let_anyone_recompute_the_metrics(deployed):
+    _, result = deployed
+    report = result.output_for_node("evaluation_report")
+    from recs_platform.evaluation.evaluate import score_run
+
+    for name, scores in report.scores.items():
+        run = pd.read_parquet(Path(scores.run_dir) / "run.parquet")
+        truth = pd.read_parquet(Path(scores.run_dir) / "ground_truth.parquet")
+        assert list(run.columns) == ["user_id", "item_id", "rank", "score"]
+        assert list(truth.columns) == ["user_id", "item_id"]
+        recomputed = score_run(run, truth, k=10)
+        assert recomputed["ndcg@10"].mean() == pytest.approx(scores.test["ndcg@10"]), name
+
+
+def test_failing_gate_keeps_the_champion(deployed, monkeypatch):
+    home, _ = deployed
+    before = registry_of(home).production()
+    monkeypatch.setenv("RECS_GATE_MIN_NDCG", "0.99")
+    result = run_pipeline(home, run_config={"ops": {"bpr_model": {"config": {"epochs": 5}}}})
+
+    gates = gate_results(result)
+    assert not gates["threshold"].passed
+    assert "is below the threshold 0.9900" in gates["threshold"].description
+    assert "deployment" not in materialized(result)
+    assert registry_of(home).production() == before
+    assert json.loads(PlatformPaths(home).production_pointer.read_text())["tag"] == before.tag
+
+
+def test_invalid_dataset_stops_everything_downstream(deployed):
+    home, _ = deployed
+    with duckdb.connect(str(PlatformPaths(home).warehouse)) as connection:
+        connection.execute("create or replace table split_test as select * from split_test")
+        connection.execute("insert into split_test values (999999, 1, timestamp '1998-01-01')")
+    defs = build_definitions("ci", home)
+    job = defs.resolve_implicit_global_asset_job_def()
+    selection = [dg.AssetKey(k) for k in ("dataset", "popularity_model", "bpr_model", "evaluation_report")]
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=selection, raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "dataset"
+    metadata = failure.event_specific_data.error_display_string or ""
+    assert "dataset validation failed" in metadata
+    sample = failure.event_specific_data.user_failure_data.metadata["failure_sample"].value
+    assert "999999" in sample and "user_id not in catalog" in sample
+    assert materialized(result) == set()
