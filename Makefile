@@ -34,9 +34,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python bench/pipeline_wall_time.py
-	$(BIN)/python bench/bpr_recbole.py
-	$(BIN)/python bench/serving_latency.py --home $(RECS_HOME)
+	$(BIN)/python bench/pipeline.py --home var/bench
+	$(BIN)/python bench/serving_latency.py --home var/bench
 
 clean:
 	rm -rf var .pytest_cache dbt_project/target dbt_project/logs

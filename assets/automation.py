@@ -1,6 +1,5 @@
 """Jobs, the landing-zone sensor and the retraining schedule."""
 
-
 import hashlib
 import json
 
@@ -36,7 +35,7 @@ def _landing_listing() -> dict[str, str]:
 
 
 @dg.sensor(job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_zone_sensor(context: dg.SensorEvaluationContext):
+def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Runs the pipeline once for each batch of new or changed files in the landing zone."""
     seen = json.loads(context.cursor) if context.cursor else {}
     listing = _landing_listing()

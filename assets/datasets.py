@@ -1,15 +1,13 @@
 """Split and feature tables → pandera-validated, frozen, content-versioned Parquet."""
 
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from recs_platform.validation.datasets import DatasetVersion, freeze
-from recs_platform.validation.schemas import ITEM_FEATURES, USER_FEATURES, ValidationFailure, validate_dataset
-
 from assets.dbt import dbt_models
 from assets.resources import SplitSettings, StorageResource, WarehouseResource
+from recs_platform.validation.datasets import DatasetVersion, freeze
+from recs_platform.validation.schemas import ITEM_FEATURES, USER_FEATURES, ValidationFailure, validate_dataset
 
 SOURCES = {
     "train": "split_train",

@@ -10,7 +10,11 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 # The dbt next to this interpreter, so a non-activated virtualenv still finds it.
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else shutil.which("dbt") or "dbt"
+DBT_EXECUTABLE = (
+    str(Path(sys.executable).parent / "dbt")
+    if (Path(sys.executable).parent / "dbt").exists()
+    else shutil.which("dbt") or "dbt"
+)
 
 dbt_project = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
 if not dbt_project.manifest_path.exists():

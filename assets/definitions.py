@@ -19,7 +19,16 @@ from assets.resources import resources_for
 def build_definitions(env: str | None = None, home: Path | None = None) -> dg.Definitions:
     """Definitions for one environment; tests pass a temporary home."""
     return dg.Definitions(
-        assets=[landing_zone, raw_tables, dbt_models, dataset, *MODEL_ASSETS, evaluation_report, candidate_model, deployment],
+        assets=[
+            landing_zone,
+            raw_tables,
+            dbt_models,
+            dataset,
+            *MODEL_ASSETS,
+            evaluation_report,
+            candidate_model,
+            deployment,
+        ],
         asset_checks=[deployment_gates],
         jobs=[pipeline_job],
         schedules=[weekly_retrain],

@@ -1,17 +1,16 @@
 """Candidate selection, blocking gates, and the gated deployment to the BentoML model store."""
 
-
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
 
+from assets.resources import GateSettings, RegistryResource
 from recs_platform.deployment import Candidate, deploy, evaluate_gates, select_candidate
 from recs_platform.evaluation.report import EvaluationReport
 from recs_platform.validation.datasets import DatasetVersion
-
-from assets.resources import GateSettings, RegistryResource
 
 
 @dg.asset(group_name="deployment")
@@ -37,19 +36,29 @@ GATES = {
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=candidate_model, additional_deps=["dataset"], blocking=True, description=text) for name, text in GATES.items()],
+    specs=[
+        dg.AssetCheckSpec(name, asset=candidate_model, additional_deps=["dataset"], blocking=True, description=text)
+        for name, text in GATES.items()
+    ],
     ins={"candidate": dg.AssetIn(candidate_model.key), "dataset": dg.AssetIn("dataset")},
 )
-def deployment_gates(candidate: Candidate, dataset: DatasetVersion, gate: GateSettings, registry: RegistryResource):
+def deployment_gates(
+    candidate: Candidate, dataset: DatasetVersion, gate: GateSettings, registry: RegistryResource
+) -> Iterator[dg.AssetCheckResult]:
     """Blocking gates: when one fails, the deployment does not run and the champion keeps serving."""
-    results = evaluate_gates(candidate, dataset, registry.registry(), gate.metric, gate.min_metric, gate.champion_tolerance)
+    results = evaluate_gates(
+        candidate, dataset, registry.registry(), gate.metric, gate.min_metric, gate.champion_tolerance
+    )
     for name, result in results.items():
         yield dg.AssetCheckResult(
             asset_key=candidate_model.key,
             check_name=name,
             passed=result.passed,
             description=result.description,
-            metadata={"observed": result.observed, "required": result.required if result.required is not None else "none"},
+            metadata={
+                "observed": result.observed,
+                "required": result.required if result.required is not None else "none",
+            },
         )
 
 
@@ -70,10 +79,23 @@ def deployment(
     more here so that a deploy can never happen unchecked, even when launched on its own.
     """
     with tempfile.TemporaryDirectory() as scratch:
-        outcome = deploy(candidate_model, dataset, registry.registry(), gate.metric, gate.min_metric, gate.champion_tolerance, Path(scratch))
-    gates_md = "\n".join(f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.description}" for g in outcome.gates.values())
+        outcome = deploy(
+            candidate_model,
+            dataset,
+            registry.registry(),
+            gate.metric,
+            gate.min_metric,
+            gate.champion_tolerance,
+            Path(scratch),
+        )
+    gates_md = "\n".join(
+        f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.description}" for g in outcome.gates.values()
+    )
     if not outcome.deployed:
-        raise dg.Failure(description="deployment refused by the gates; the champion keeps serving", metadata={"gates": dg.MetadataValue.md(gates_md)})
+        raise dg.Failure(
+            description="deployment refused by the gates; the champion keeps serving",
+            metadata={"gates": dg.MetadataValue.md(gates_md)},
+        )
     context.log.info(f"promoted {outcome.record.tag}")
     return dg.MaterializeResult(
         metadata={

@@ -1,14 +1,12 @@
 """Every recommender through the same evaluation; one comparison report."""
 
-
 import dagster as dg
-
-from recs_platform.evaluation.report import EvaluationReport, build_report
-from recs_platform.training import ModelArtifact
-from recs_platform.validation.datasets import DatasetVersion
 
 from assets.models import MODEL_ASSETS
 from assets.resources import StorageResource
+from recs_platform.evaluation.report import EvaluationReport, build_report
+from recs_platform.training import ModelArtifact
+from recs_platform.validation.datasets import DatasetVersion
 
 
 @dg.asset(

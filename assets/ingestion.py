@@ -1,15 +1,14 @@
 """Landing zone → raw schema."""
 
-
 import hashlib
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
+from assets.resources import StorageResource, WarehouseResource
 from recs_platform.data.events import LANDING_KINDS, landed_files
 from recs_platform.data.ingestion import ingest_landing
-
-from assets.resources import StorageResource, WarehouseResource
 
 RAW_KEYS = {kind: dg.AssetKey(["raw", kind]) for kind in LANDING_KINDS}
 
@@ -32,12 +31,14 @@ def landing_zone(storage: StorageResource) -> dg.ObserveResult:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(key, deps=[landing_zone.key], group_name="raw", description=f"Raw {kind} loaded from landed files.")
+        dg.AssetSpec(
+            key, deps=[landing_zone.key], group_name="raw", description=f"Raw {kind} loaded from landed files."
+        )
         for kind, key in RAW_KEYS.items()
     ],
     pool="warehouse",
 )
-def raw_tables(storage: StorageResource, warehouse: WarehouseResource):
+def raw_tables(storage: StorageResource, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Loads new or changed landed files into raw.*, each file once, bad rows to raw.quarantine."""
     with warehouse.connect() as connection:
         reports = ingest_landing(connection, storage.paths.landing)

@@ -1,15 +1,12 @@
 """One asset per recommender, all trained through the same library call."""
 
-
 import dagster as dg
 from pydantic import Field
 
+from assets.resources import StorageResource
 from recs_platform.models import BPRRecommender
 from recs_platform.training import ModelArtifact, train
 from recs_platform.validation.datasets import DatasetVersion
-
-from assets.resources import StorageResource
-
 
 BPR = BPRRecommender.defaults
 
@@ -34,8 +31,15 @@ class BPRConfig(dg.Config):
 def recommender_asset(name: str, config_class: type[dg.Config], description: str) -> dg.AssetsDefinition:
     """Build the asset that trains recommender ``name`` on the frozen dataset."""
 
-    @dg.asset(name=f"{name}_model", group_name="models", description=description, kinds={"pytorch" if name == "bpr" else "python"})
-    def _model(context: dg.AssetExecutionContext, config: config_class, dataset: DatasetVersion, storage: StorageResource) -> dg.Output[ModelArtifact]:
+    @dg.asset(
+        name=f"{name}_model",
+        group_name="models",
+        description=description,
+        kinds={"pytorch" if name == "bpr" else "python"},
+    )
+    def _model(
+        context: dg.AssetExecutionContext, config: config_class, dataset: DatasetVersion, storage: StorageResource
+    ) -> dg.Output[ModelArtifact]:
         artifact = train(name, config.model_dump(), dataset, storage.paths.artifacts, log=context.log.info)
         metadata = {
             "recommender": name,

@@ -12,11 +12,10 @@ import duckdb
 from dagster_dbt import DbtCliResource
 from pydantic import Field
 
+from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 from recs_platform.data import warehouse
 from recs_platform.registry import ModelRegistry
 from recs_platform.settings import PlatformPaths
-
-from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -93,8 +92,14 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
     return {
         "storage": StorageResource(home=str(paths.home)),
         "warehouse": WarehouseResource(path=str(paths.warehouse)),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE, target=os.environ.get("DBT_TARGET", "prod" if env == "prod" else "local")),
-        "registry": RegistryResource(store_dir=str(paths.bentoml_home / "models"), pointer_path=str(paths.production_pointer)),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project,
+            dbt_executable=DBT_EXECUTABLE,
+            target=os.environ.get("DBT_TARGET", "prod" if env == "prod" else "local"),
+        ),
+        "registry": RegistryResource(
+            store_dir=str(paths.bentoml_home / "models"), pointer_path=str(paths.production_pointer)
+        ),
         "split": split,
         "gate": GateSettings(min_metric=float(os.environ.get("RECS_GATE_MIN_NDCG", gate_floor))),
     }

@@ -1,12 +1,12 @@
 """The ``recs-platform`` command line.
 
-    recs-platform import movielens --source DIR   MovieLens-100K → landing zone (daily files)
-    recs-platform synth --users N --items N --events N   synthetic logs → landing zone
-    recs-platform bootstrap                       MovieLens if available, else synthetic (said loudly)
-    recs-platform run                             materialize the whole asset graph once
-    recs-platform serve --port 3000               the BentoML prediction API
-    recs-platform status | rollback               the production pointer (deploys only go through the gates)
-    recs-platform demo                            bootstrap, run, then Dagster UI + daemon + API
+recs-platform import movielens --source DIR   MovieLens-100K → landing zone (daily files)
+recs-platform synth --users N --items N --events N   synthetic logs → landing zone
+recs-platform bootstrap                       MovieLens if available, else synthetic (said loudly)
+recs-platform run                             materialize the whole asset graph once
+recs-platform serve --port 3000               the BentoML prediction API
+recs-platform status | rollback               the production pointer (deploys only go through the gates)
+recs-platform demo                            bootstrap, run, then Dagster UI + daemon + API
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         source = movielens.ensure(_movielens_dir(args.source), allow_download=True)
     except movielens.MovieLensUnavailable as reason:
         banner = "=" * 78
-        print(f"{banner}\nMovieLens-100K is unavailable ({reason}).\n"
-              f"FALLING BACK TO THE BUILT-IN SYNTHETIC GENERATOR: the demo runs on synthetic data.\n{banner}")
+        print(
+            f"{banner}\nMovieLens-100K is unavailable ({reason}).\n"
+            f"FALLING BACK TO THE BUILT-IN SYNTHETIC GENERATOR: the demo runs on synthetic data.\n{banner}"
+        )
         return cmd_synth(argparse.Namespace(users=943, items=1682, events=100_000, seed=7, days=210))
     written = movielens.import_to_landing(source, PlatformPaths.from_env().landing)
     print(f"landed MovieLens-100K from {source}: {len(written)} files")
@@ -79,15 +81,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    command = [sys.executable, "-m", "bentoml", "serve", "recs_platform.serving.service:RecommenderService",
-               "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "recs_platform.serving.service:RecommenderService",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     return subprocess.call(command, env=_serving_env())
 
 
 def _serving_env() -> dict[str, str]:
     paths = PlatformPaths.from_env()
-    return {**os.environ, "RECS_HOME": str(paths.home), "BENTOML_HOME": str(paths.bentoml_home),
-            "BENTOML_DO_NOT_TRACK": "True"}
+    return {
+        **os.environ,
+        "RECS_HOME": str(paths.home),
+        "BENTOML_HOME": str(paths.bentoml_home),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
 
 
 def _registry():
@@ -115,12 +130,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     env = _serving_env()
     api = subprocess.Popen([sys.executable, "-m", "recs_platform.cli", "serve", "--port", str(args.api_port)], env=env)
-    ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                           "-h", "127.0.0.1", "-p", str(args.ui_port)], env=env)
-    print(f"\nDagster UI (webserver + daemon): http://127.0.0.1:{args.ui_port}\n"
-          f"Recommendation API:              http://127.0.0.1:{args.api_port}/recommend  "
-          f"(try: curl -X POST -H 'content-type: application/json' -d '{{\"user_id\": 1, \"k\": 5}}' "
-          f"http://127.0.0.1:{args.api_port}/recommend)\nPress Ctrl-C to stop.")
+    ui = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(args.ui_port),
+        ],
+        env=env,
+    )
+    print(
+        f"\nDagster UI (webserver + daemon): http://127.0.0.1:{args.ui_port}\n"
+        f"Recommendation API:              http://127.0.0.1:{args.api_port}/recommend  "
+        f"(try: curl -X POST -H 'content-type: application/json' -d '{{\"user_id\": 1, \"k\": 5}}' "
+        f"http://127.0.0.1:{args.api_port}/recommend)\nPress Ctrl-C to stop."
+    )
     try:
         while api.poll() is None and ui.poll() is None:
             time.sleep(1)
@@ -167,8 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000, help="port to bind")
     serve.set_defaults(handler=cmd_serve)
 
-    commands.add_parser("status", help="show the production pointer and registered bundles").set_defaults(handler=cmd_status)
-    commands.add_parser("rollback", help="point production back at the previous bundle").set_defaults(handler=cmd_rollback)
+    commands.add_parser("status", help="show the production pointer and registered bundles").set_defaults(
+        handler=cmd_status
+    )
+    commands.add_parser("rollback", help="point production back at the previous bundle").set_defaults(
+        handler=cmd_rollback
+    )
 
     demo = commands.add_parser("demo", help="bootstrap, run the graph, then start the Dagster UI, daemon and API")
     demo.add_argument("--source", help="MovieLens folder (default: $RECS_MOVIELENS_DIR)")

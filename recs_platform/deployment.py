@@ -91,6 +91,8 @@ def deploy(
     }
     items = dataset.load()["items"]
     bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata)
-    tag = registry.register(bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version})
+    tag = registry.register(
+        bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version}
+    )
     record = registry.promote(tag, reason="all deployment gates passed", metrics=candidate.scores.test)
     return DeploymentOutcome(True, gates, record)

@@ -52,9 +52,20 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.Execute
 def test_full_graph_deploys_the_gated_model(deployed):
     home, result = deployed
     assert result.success
-    assert {"raw/events", "stg_events", "interactions", "user_features", "item_features", "split_train",
-            "dataset", "popularity_model", "bpr_model", "evaluation_report", "candidate_model",
-            "deployment"} <= materialized(result)
+    assert {
+        "raw/events",
+        "stg_events",
+        "interactions",
+        "user_features",
+        "item_features",
+        "split_train",
+        "dataset",
+        "popularity_model",
+        "bpr_model",
+        "evaluation_report",
+        "candidate_model",
+        "deployment",
+    } <= materialized(result)
     gates = gate_results(result)
     assert set(gates) == GATES and all(g.passed for g in gates.values())
 

@@ -99,14 +99,12 @@ def _parse_csv(lines: list[tuple[int, str]], bad: list[dict]) -> tuple[pd.DataFr
             reason = f"malformed CSV line: expected {len(header)} fields, got {len(fields)}"
             bad.append(_quarantined(number, text, reason))
             continue
-        values = {key: (value if value != "" else None) for key, value in zip(header, fields)}
+        values = {key: (value if value != "" else None) for key, value in zip(header, fields, strict=True)}
         records.append({**values, "line_number": number, "raw_text": text})
     return pd.DataFrame(records), bad
 
 
-def _parse_json_lines(
-    lines: list[tuple[int, str]], bad: list[dict]
-) -> tuple[pd.DataFrame, list[dict]]:
+def _parse_json_lines(lines: list[tuple[int, str]], bad: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
     records = []
     for number, text in lines:
         try:
@@ -226,8 +224,7 @@ def ingest_file(
     source = path.relative_to(landing).as_posix()
     sha = file_sha256(path)
     seen = connection.execute(
-        "select rows_in, rows_loaded, rows_quarantined from raw.ingested_files"
-        " where source_file = ? and sha256 = ?",
+        "select rows_in, rows_loaded, rows_quarantined from raw.ingested_files where source_file = ? and sha256 = ?",
         [source, sha],
     ).fetchone()
     if seen:
@@ -257,9 +254,7 @@ def _rejected_rows(records: pd.DataFrame, reasons: pd.Series) -> pd.DataFrame:
     else:  # columnar files have no source line; quote the row's values instead
         fields = rejected.drop(columns="line_number").astype(str).to_dict(orient="records")
         raw_text = pd.Series([json.dumps(row) for row in fields], index=rejected.index)
-    return pd.DataFrame(
-        {"line_number": rejected["line_number"], "raw_text": raw_text, "reason": reasons.dropna()}
-    )
+    return pd.DataFrame({"line_number": rejected["line_number"], "raw_text": raw_text, "reason": reasons.dropna()})
 
 
 def _replace_file_rows(
@@ -299,8 +294,4 @@ def ingest_landing(
     """Ingest every landed file of the given kinds that is new or changed."""
     ensure_raw_schema(connection)
     now = now or datetime.utcnow()
-    return [
-        ingest_file(connection, landing, path, kind, now)
-        for kind in kinds
-        for path in landed_files(landing, kind)
-    ]
+    return [ingest_file(connection, landing, path, kind, now) for kind in kinds for path in landed_files(landing, kind)]

@@ -85,9 +85,7 @@ def ensure(directory: Path, allow_download: bool = True) -> Path:
 
 def read(directory: Path) -> MovieLens:
     """Read MovieLens-100K into landing-shaped frames (``u.item`` is latin-1)."""
-    ratings = pd.read_csv(
-        directory / "u.data", sep="\t", names=["user_id", "item_id", "value", "unix_ts"]
-    )
+    ratings = pd.read_csv(directory / "u.data", sep="\t", names=["user_id", "item_id", "value", "unix_ts"])
     events = pd.DataFrame(
         {
             "event_id": "ml100k-" + ratings.user_id.astype(str) + "-" + ratings.item_id.astype(str),
@@ -117,7 +115,7 @@ def read(directory: Path) -> MovieLens:
             "item_id": raw_items.item_id.astype("int64"),
             "title": raw_items.title.fillna(""),
             "release_date": pd.to_datetime(raw_items.release_date, format="%d-%b-%Y").dt.date,
-            "genres": ["|".join(g for g, on in zip(GENRES, row) if on) for row in flags],
+            "genres": ["|".join(g for g, on in zip(GENRES, row, strict=True) if on) for row in flags],
         }
     )
     return MovieLens(events=events, users=users, items=items)

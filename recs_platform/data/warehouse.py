@@ -47,9 +47,7 @@ class WarehouseBusy(RuntimeError):
 
 
 @contextmanager
-def connect(
-    path: Path, read_only: bool = False, timeout_s: float = 120.0
-) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path, read_only: bool = False, timeout_s: float = 120.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse, retrying while another process holds the lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s

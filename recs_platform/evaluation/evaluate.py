@@ -40,10 +40,10 @@ class EvaluationResult:
 
 def hit_matrix(run: pd.DataFrame, ground_truth: pd.DataFrame, users: np.ndarray, k: int) -> np.ndarray:
     """Boolean users x k matrix: is the item at each rank relevant for that user?"""
-    relevant = set(zip(ground_truth.user_id.to_numpy(), ground_truth.item_id.to_numpy()))
+    relevant = set(zip(ground_truth.user_id.to_numpy(), ground_truth.item_id.to_numpy(), strict=True))
     hits = np.zeros((len(users), k), dtype=bool)
     row_of = {user: row for row, user in enumerate(users)}
-    for user, item, rank in zip(run.user_id.to_numpy(), run.item_id.to_numpy(), run["rank"].to_numpy()):
+    for user, item, rank in zip(run.user_id.to_numpy(), run.item_id.to_numpy(), run["rank"].to_numpy(), strict=True):
         if rank <= k and (user, item) in relevant:
             hits[row_of[user], rank - 1] = True
     return hits

@@ -22,7 +22,11 @@ def threshold_gate(candidate: dict[str, float], metric: str, threshold: float) -
     passed = observed >= threshold
     verdict = "meets" if passed else "is below"
     return GateResult(
-        "threshold", passed, f"test {metric} {observed:.4f} {verdict} the threshold {threshold:.4f}", observed, threshold
+        "threshold",
+        passed,
+        f"test {metric} {observed:.4f} {verdict} the threshold {threshold:.4f}",
+        observed,
+        threshold,
     )
 
 

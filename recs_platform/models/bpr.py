@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +23,7 @@ class BPRRecommender(Recommender):
     """
 
     name = "bpr"
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         "factors": 64,
         "epochs": 200,
         "batch_size": 2048,

@@ -66,7 +66,7 @@ class ServingBundle:
         return cls(
             model=load_recommender(directory / "model"),
             fallback=fallback,
-            titles=dict(zip(items.item_id.tolist(), items.title.tolist())),
+            titles=dict(zip(items.item_id.tolist(), items.title.tolist(), strict=True)),
             metadata=json.loads((directory / BUNDLE_FILE).read_text()),
             version=version,
         )
@@ -75,11 +75,11 @@ class ServingBundle:
         """Top-``k`` for a user, and whether the popularity fallback answered (unknown user)."""
         if self.model.known_users([user_id])[0]:
             ranked = self.model.recommend([user_id], k=k)
-            pairs = zip(ranked.item_id.tolist(), ranked.score.tolist())
+            pairs = zip(ranked.item_id.tolist(), ranked.score.tolist(), strict=True)
             used_fallback = False
         else:
             item_ids, counts = self.fallback.most_popular(k)
-            pairs = zip(item_ids.tolist(), np.asarray(counts, dtype=float).tolist())
+            pairs = zip(item_ids.tolist(), np.asarray(counts, dtype=float).tolist(), strict=True)
             used_fallback = True
         items = [Recommendation(int(i), self.titles.get(int(i), ""), float(s)) for i, s in pairs]
         return items, used_fallback

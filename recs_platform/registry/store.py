@@ -16,10 +16,10 @@ from typing import Any
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
-import bentoml  # noqa: E402
-from bentoml._internal.models.model import ModelStore  # noqa: E402
+import bentoml
+from bentoml._internal.models.model import ModelStore
 
-from recs_platform.registry.bundle import ServingBundle  # noqa: E402
+from recs_platform.registry.bundle import ServingBundle
 
 BUNDLE_NAME = "recs-recommender"
 
@@ -109,9 +109,7 @@ class ModelRegistry:
 
     def _write_pointer(self, record: ProductionRecord) -> None:
         self.pointer_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=self.pointer_path.parent, delete=False, suffix=".tmp"
-        ) as handle:
+        with tempfile.NamedTemporaryFile("w", dir=self.pointer_path.parent, delete=False, suffix=".tmp") as handle:
             json.dump(asdict(record), handle, indent=2)
         os.replace(handle.name, self.pointer_path)
 

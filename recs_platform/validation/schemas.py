@@ -14,17 +14,29 @@ import pandera.pandas as pa
 ACTIVITY_LEVELS = ["low", "medium", "high"]
 
 
-def split_schema(name: str, user_ids: pd.Series | None = None, item_ids: pd.Series | None = None,
-                 min_timestamp: pd.Timestamp | None = None,
-                 max_timestamp: pd.Timestamp | None = None) -> pa.DataFrameSchema:
+def split_schema(
+    name: str,
+    user_ids: pd.Series | None = None,
+    item_ids: pd.Series | None = None,
+    min_timestamp: pd.Timestamp | None = None,
+    max_timestamp: pd.Timestamp | None = None,
+) -> pa.DataFrameSchema:
     """Schema of one split table; catalog ids and cutoffs make it dataset-specific."""
-    user_checks = [pa.Check.ge(0)] + ([pa.Check.isin(user_ids.tolist(), error="user_id not in catalog")] if user_ids is not None else [])
-    item_checks = [pa.Check.ge(0)] + ([pa.Check.isin(item_ids.tolist(), error="item_id not in catalog")] if item_ids is not None else [])
+    user_checks = [pa.Check.ge(0)] + (
+        [pa.Check.isin(user_ids.tolist(), error="user_id not in catalog")] if user_ids is not None else []
+    )
+    item_checks = [pa.Check.ge(0)] + (
+        [pa.Check.isin(item_ids.tolist(), error="item_id not in catalog")] if item_ids is not None else []
+    )
     time_checks = []
     if min_timestamp is not None:
-        time_checks.append(pa.Check.ge(min_timestamp, error=f"{name} interaction earlier than its cutoff {min_timestamp}"))
+        time_checks.append(
+            pa.Check.ge(min_timestamp, error=f"{name} interaction earlier than its cutoff {min_timestamp}")
+        )
     if max_timestamp is not None:
-        time_checks.append(pa.Check.lt(max_timestamp, error=f"{name} interaction at or after the next cutoff {max_timestamp}"))
+        time_checks.append(
+            pa.Check.lt(max_timestamp, error=f"{name} interaction at or after the next cutoff {max_timestamp}")
+        )
     return pa.DataFrameSchema(
         {
             "user_id": pa.Column("int64", user_checks, description="user id from the user catalog"),
@@ -82,8 +94,7 @@ class ValidationFailure(Exception):
         return self.message
 
 
-def _run(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str,
-         failures: list[pd.DataFrame]) -> pd.DataFrame:
+def _run(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str, failures: list[pd.DataFrame]) -> pd.DataFrame:
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -125,11 +136,15 @@ def _overlaps(tables: dict[str, pd.DataFrame]) -> list[pd.DataFrame]:
     repeated = stacked[stacked.duplicated(["user_id", "item_id"], keep=False)]
     if repeated.empty:
         return []
-    return [pd.DataFrame({
-        "table": repeated.split.to_numpy(),
-        "schema_context": "Dataset",
-        "column": "user_id,item_id",
-        "check": "pair in exactly one split",
-        "failure_case": (repeated.user_id.astype(str) + "," + repeated.item_id.astype(str)).to_numpy(),
-        "index": repeated.index.to_numpy(),
-    })]
+    return [
+        pd.DataFrame(
+            {
+                "table": repeated.split.to_numpy(),
+                "schema_context": "Dataset",
+                "column": "user_id,item_id",
+                "check": "pair in exactly one split",
+                "failure_case": (repeated.user_id.astype(str) + "," + repeated.item_id.astype(str)).to_numpy(),
+                "index": repeated.index.to_numpy(),
+            }
+        )
+    ]
