@@ -151,7 +151,8 @@ def random_run_and_truth(seed: int = 0, n_users: int = 50, n_items: int = 60, k:
         # with distinct, strictly decreasing scores so both libraries order it the same way.
         ranked = rng.choice(n_items, size=rng.integers(k, k + 6), replace=False)
         scores = np.sort(rng.random(len(ranked)))[::-1] + np.linspace(1e-3, 0, len(ranked))
-        run_rows += [(user, int(item), rank, float(score)) for rank, (item, score) in enumerate(zip(ranked, scores), 1)]
+        ranked_pairs = enumerate(zip(ranked, scores, strict=True), start=1)
+        run_rows += [(user, int(item), rank, float(score)) for rank, (item, score) in ranked_pairs]
     run = pd.DataFrame(run_rows, columns=["user_id", "item_id", "rank", "score"])
     truth = pd.DataFrame(truth_rows, columns=["user_id", "item_id"])
     return run, truth
@@ -176,10 +177,13 @@ def test_score_run_matches_ranx() -> None:
     ours = {column: per_user[column].mean() for column in per_user.columns[2:]}
 
     qrels = Qrels({str(u): {str(i): 1 for i in g.item_id} for u, g in truth.groupby("user_id")})
-    ranx_run = Run({str(u): {str(i): s for i, s in zip(g.item_id, g.score)} for u, g in run.groupby("user_id")})
-    theirs = ranx_evaluate(
-        qrels, ranx_run, [f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"mrr@{k}", f"hit_rate@{k}"]
+    ranx_run = Run(
+        {
+            str(u): dict(zip(g.item_id.astype(str), g.score.astype(float), strict=True))
+            for u, g in run.groupby("user_id")
+        }
     )
+    theirs = ranx_evaluate(qrels, ranx_run, [f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"mrr@{k}", f"hit_rate@{k}"])
     mapping = {"ndcg": "ndcg", "recall": "recall", "precision": "precision", "mrr": "mrr", "hit": "hit_rate"}
     assert set(ours) == {f"{name}@{k}" for name in mapping}
     for ours_name, ranx_name in mapping.items():
@@ -231,5 +235,5 @@ def test_evaluate_masks_training_and_excluded_items(fitted_popularity) -> None:
     truth = pd.DataFrame({"user_id": [1, 2], "item_id": [5, 6]})
     exclude = pd.DataFrame({"user_id": [1], "item_id": [7]})
     result = evaluate(model, truth, k=30, exclude=exclude)
-    seen = set(zip(train.user_id, train.item_id)) | {(1, 7)}
-    assert not set(zip(result.run.user_id, result.run.item_id)) & seen
+    seen = set(zip(train.user_id, train.item_id, strict=True)) | {(1, 7)}
+    assert not set(zip(result.run.user_id, result.run.item_id, strict=True)) & seen

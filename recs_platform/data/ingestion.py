@@ -235,13 +235,18 @@ def ingest_file(
     rejected = _rejected_rows(records, reasons)
     quarantine = pd.concat([pd.DataFrame(unparsable), rejected], ignore_index=True)
     good = typed.loc[reasons.isna()].assign(source_file=source, ingested_at=now)
-    _replace_file_rows(connection, kind, source, good, quarantine, now)
     rows_in = len(records) + len(unparsable)
-    connection.execute(
-        "insert or replace into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
-        [source, kind, sha, rows_in, len(good), len(quarantine), now],
-    )
-    connection.execute("commit")
+    connection.execute("begin transaction")
+    try:
+        _replace_file_rows(connection, kind, source, good, quarantine, now)
+        connection.execute(
+            "insert or replace into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
+            [source, kind, sha, rows_in, len(good), len(quarantine), now],
+        )
+        connection.execute("commit")
+    except Exception:
+        connection.execute("rollback")
+        raise
     counts = quarantine["reason"].value_counts().to_dict() if len(quarantine) else {}
     return FileReport(source, kind, rows_in, len(good), len(quarantine), False, counts)
 
@@ -265,8 +270,7 @@ def _replace_file_rows(
     quarantine: pd.DataFrame,
     now: datetime,
 ) -> None:
-    """Begin a transaction and swap in this file's rows; the caller commits."""
-    connection.execute("begin transaction")
+    """Swap in this file's rows inside the caller's transaction."""
     connection.execute(f"delete from raw.{kind} where source_file = ?", [source])
     connection.execute("delete from raw.quarantine where source_file = ?", [source])
     columns = ["event_id", *EVENT_COLUMNS, "context"] if kind == "events" else list(COLUMNS[kind])

@@ -6,19 +6,20 @@ A user picks items with probability proportional to ``popularity × exp(affinity
 among the items released inside their activity window, so a personalized model can beat
 popularity, while popularity alone is still a strong baseline.
 
-Generation is vectorized and works in chunks of users, so memory stays bounded at tens of
-millions of events. Sampling without replacement per user uses candidate sampling: draw
-candidates from the popularity proposal, deduplicate, reweight each distinct candidate by
-target weight / inclusion probability and keep the top ``k`` under Gumbel noise (Gumbel top-k).
+Generation is vectorized and scores users in chunks against the whole catalogue, so memory stays
+bounded and cost grows with users × items. Each user's items are an exact weighted sample
+without replacement (successive sampling), so the affinity term shapes the data as specified.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from recs_platform.data.events import write_landing_file
 from recs_platform.data.movielens import GENRES as MOVIELENS_GENRES
@@ -32,8 +33,8 @@ OCCUPATIONS = (
 MIN_EVENTS_PER_USER = 5
 N_SEGMENTS = 8
 SECONDS_PER_DAY = 86_400
-CHUNK_EVENTS = 500_000  # events generated per user chunk; bounds peak memory
-MAX_TOP_UP_ROUNDS = 16
+CHUNK_CELLS = 4_000_000  # user × item cells scored at once; bounds peak memory
+BLOCK = 32  # columns per block in the two-level (block, then column) sampler
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,15 @@ class _Items:
     frame: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class _Workspace:
+    """Buffers reused across user chunks: fresh multi-megabyte arrays per chunk cost page faults."""
+
+    right: np.ndarray  # (n_factors + 1, padded items): item vectors and log popularity, float32
+    weight: np.ndarray  # (chunk rows, padded items) choice weights, float32
+    exposure: np.ndarray  # (chunk rows, new items) float32
+
+
 def generate(config: SyntheticConfig) -> Synthetic:
     """Generate users, items and events for ``config`` deterministically from its seed."""
     rng = np.random.default_rng(config.seed)
@@ -139,8 +149,12 @@ def _make_users(rng: np.random.Generator, config: SyntheticConfig, genre_vectors
     age = np.clip(np.rint(rng.normal(segment_age[segment], 7.0)), 7, 80).astype("int64")
     gender = np.where(rng.random(n) < segment_male_share[segment], "M", "F")
     occupation = _categorical(rng, segment_occupation[segment])
-    width = rng.uniform(0.2, 1.0, n) * config.days  # activity windows give churn and late joiners
-    window_start = rng.random(n) * (config.days - width)
+    # Activity windows give churn and late joiners; windows may run past either end of the period
+    # (users active before or after it), which keeps the event rate roughly flat over the period.
+    width = rng.uniform(0.1, 0.6, n) * config.days
+    window_start = rng.uniform(-0.5 * width, config.days - 0.5 * width)
+    window_end = np.minimum(window_start + width, config.days)
+    window_start = np.maximum(window_start, 0.0)
     frame = pd.DataFrame(
         {
             "user_id": np.arange(1, n + 1, dtype="int64"),
@@ -151,7 +165,7 @@ def _make_users(rng: np.random.Generator, config: SyntheticConfig, genre_vectors
         }
     )
     bias = rng.normal(0.0, 0.35, n)
-    return _Users(taste, bias, window_start, window_start + width, frame)
+    return _Users(taste, bias, window_start, window_end, frame)
 
 
 def _make_items(rng: np.random.Generator, config: SyntheticConfig, genre_vectors: np.ndarray) -> _Items:
@@ -173,10 +187,11 @@ def _make_items(rng: np.random.Generator, config: SyntheticConfig, genre_vectors
     quality = 0.3 * (log_popularity - log_popularity.mean()) / max(log_popularity.std(), 1e-9)
     bias = quality + rng.normal(0.0, 0.3, n)  # popular items are rated a little higher
 
-    n_new = n - config.n_old_items
-    release_day = -rng.integers(1, 20 * 365, n)  # back catalogue: up to 20 years before start
-    new = rng.choice(n, size=n_new, replace=False)
-    release_day[new] = rng.integers(0, config.days, n_new)
+    # Ids follow release order, as in a catalogue that grows: the back catalogue (up to 20 years
+    # old) first, then the new releases. Event generation relies on new items coming last.
+    n_old = config.n_old_items
+    back_catalogue = -rng.integers(1, 20 * 365, n_old)
+    release_day = np.sort(np.concatenate([back_catalogue, rng.integers(0, config.days, n - n_old)]))
     start = pd.Timestamp(config.start)
     names = np.asarray(GENRES, dtype=object)
     frame = pd.DataFrame(
@@ -242,10 +257,14 @@ def _make_events(
 ) -> pd.DataFrame:
     """Generate events chunk by chunk of users and assemble the landing-shaped frame."""
     rows_per_chunk = max(1, CHUNK_CELLS // config.n_items)
-    parts = [
-        _events_for_users(rng, config, users, items, chunk, counts[chunk])
-        for chunk in np.array_split(np.arange(config.n_users), -(-config.n_users // rows_per_chunk))
-    ]
+    workspace = _workspace(config, items, rows_per_chunk)
+    # The user × item product has an inner size of n_factors + 1: it is memory-bound, and BLAS
+    # threads only add synchronisation (ten times slower on a busy machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        parts = [
+            _events_for_users(rng, config, users, items, chunk, counts[chunk], workspace)
+            for chunk in np.array_split(np.arange(config.n_users), -(-config.n_users // rows_per_chunk))
+        ]
     user, item, seconds, value = (np.concatenate(column) for column in zip(*parts, strict=True))
     order = np.lexsort((item, user, seconds))  # chronological, ties broken deterministically
     user, item, seconds, value = user[order] + 1, item[order] + 1, seconds[order], value[order]
@@ -262,47 +281,154 @@ def _make_events(
     )
 
 
+def _workspace(config: SyntheticConfig, items: _Items, rows: int) -> _Workspace:
+    """Allocate the chunk buffers; padding items get a vanishing weight so blocks divide evenly."""
+    padded = -(-config.n_items // BLOCK) * BLOCK
+    right = np.zeros((config.n_factors + 1, padded), dtype=np.float32)
+    right[:-1, : config.n_items] = items.vectors.T
+    right[-1] = -1e30
+    right[-1, : config.n_items] = items.log_popularity
+    weight = np.empty((rows, padded), dtype=np.float32)
+    exposure = np.empty((rows, config.n_items - config.n_old_items), dtype=np.float32)
+    return _Workspace(right, weight, exposure)
+
+
 def _events_for_users(
-    rng: np.random.Generator, config: SyntheticConfig, users: _Users, items: _Items, chunk: np.ndarray, k: np.ndarray
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    users: _Users,
+    items: _Items,
+    chunk: np.ndarray,
+    k: np.ndarray,
+    workspace: _Workspace,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``k[j]`` distinct items for each user ``chunk[j]``, with timestamps and ratings.
 
-    The choice weight is popularity × exp(affinity / temperature) × the share of the user's
-    activity window during which the item is out. Drawing the event time uniformly after that
-    makes every (item, time) pair with the item released equally likely, i.e. choice among
-    the items released at the event time.
+    Drawing the event time uniformly between the item's release (or the window start) and the
+    window end, after choosing the item with weight ∝ that span, makes every released
+    (item, time) pair equally likely: the choice is among the items out at the event time.
     """
-    start, end = users.window_start[chunk, None], users.window_end[chunk, None]
-    opens = np.maximum(start, items.release_day[None, :])
-    with np.errstate(divide="ignore"):
-        exposure = np.log(np.clip((end - opens) / (end - start), 0.0, None))  # -inf: never out for the user
-    affinity = users.taste[chunk] @ items.vectors.T
-    log_weight = items.log_popularity + affinity / config.temperature + exposure
-    row, item = _sample_without_replacement(rng, log_weight, k)
-
-    user, affinity, opens, end = chunk[row], affinity[row, item], opens[row, item], end[row, 0]
+    row, item = _choose_items(rng, config, users, items, chunk, k, workspace)
+    user = chunk[row]
+    affinity = np.einsum("ij,ij->i", users.taste[user], items.vectors[item])
+    opens = np.maximum(users.window_start[user], items.release_day[item])
+    end = users.window_end[user]
     seconds = ((opens + rng.random(len(row)) * (end - opens)) * SECONDS_PER_DAY).astype("int64")
-    raw = 3.0 + 0.8 * affinity + users.bias[user] + items.bias[item] + rng.normal(0.0, 0.6, len(row))
+    raw = 2.5 + 0.8 * affinity + users.bias[user] + items.bias[item] + rng.normal(0.0, 0.6, len(row))
     return user, item, seconds, np.clip(np.rint(raw), 1.0, 5.0)
 
 
-def _sample_without_replacement(
-    rng: np.random.Generator, log_weight: np.ndarray, k: np.ndarray
+def _choose_items(
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    users: _Users,
+    items: _Items,
+    chunk: np.ndarray,
+    k: np.ndarray,
+    workspace: _Workspace,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``k[r]`` distinct columns of each row ``r`` drawn successively with probability ∝ exp(log_weight).
+    """(row in chunk, item) pairs: ``k[j]`` distinct items per user, a weighted sample without replacement.
 
-    Cheap rows draw with replacement from the row CDF and keep first occurrences, which is exactly
-    successive sampling; rows that would need many redraws (large ``k`` relative to the support)
-    use the Gumbel top-k trick, which has the same distribution but costs a sort.
+    Most users draw with replacement and keep first occurrences, which is exactly successive
+    sampling and cheap while ``k`` is small against the support. Heavy users, and users whose
+    redraws ran out, use the Gumbel top-k trick on exact log weights: same distribution, but a
+    pass over the catalogue per user.
     """
-    weight = np.exp(log_weight - log_weight.max(axis=1, keepdims=True))
-    support = (weight > 0).sum(axis=1)
-    heavy = k * 4 > support
-    row, item = _successive_draws(rng, weight, k, ~heavy)
-    short = np.bincount(row, minlength=len(k)) < np.where(heavy, 0, k)  # rare: redraws ran out
-    parts = [(row, item), *(_gumbel_top_k(rng, log_weight[r], k[r], r) for r in np.flatnonzero(heavy | short))]
-    row, item = (np.concatenate(column) for column in zip(*parts, strict=True))
-    if short.any():  # drop the incomplete successive draws of rows redone with Gumbel
-        keep = ~short[row] | np.concatenate([np.zeros(len(parts[0][0]), bool), np.ones(len(row) - len(parts[0][0]), bool)])
-        row, item = row[keep], item[keep]
-    return row, item
+    weight = _choice_weights(config, users, items, chunk, workspace)
+    light = k * 4 <= config.n_old_items  # old items are out for everyone, so support >= n_old
+    row, item, done = _successive_draws(rng, weight, np.where(light, k, 0))
+    redo = np.flatnonzero(~done)
+    if len(redo) == 0:
+        return row, item
+    score = _log_choice_weights(config, users, items, chunk[redo]) + rng.gumbel(size=(len(redo), config.n_items))
+    extra = [np.argpartition(-score[j], k[r] - 1)[: k[r]] for j, r in enumerate(redo)]
+    return np.concatenate([row, np.repeat(redo, k[redo])]), np.concatenate([item, *extra])
+
+
+def _log_choice_weights(config: SyntheticConfig, users: _Users, items: _Items, chunk: np.ndarray) -> np.ndarray:
+    """log(popularity × exp(affinity / temperature) × share of the user's window the item is out)."""
+    start, end = users.window_start[chunk, None], users.window_end[chunk, None]
+    exposure = np.clip((end - np.maximum(start, items.release_day)) / (end - start), 0.0, None)
+    with np.errstate(divide="ignore"):
+        return items.log_popularity + users.taste[chunk] @ items.vectors.T / config.temperature + np.log(exposure)
+
+
+def _choice_weights(
+    config: SyntheticConfig, users: _Users, items: _Items, chunk: np.ndarray, workspace: _Workspace
+) -> np.ndarray:
+    """``exp(_log_choice_weights)`` up to a factor per user, fast: this is the hot loop.
+
+    Works in float32 in reused buffers, popularity rides along in the matrix product and only the
+    new-item block (the last ids) needs the exposure factor. Tiny weights may underflow to 0;
+    users left short because of that fall back to the exact path.
+    """
+    left = np.hstack([users.taste[chunk] / config.temperature, np.ones((len(chunk), 1))]).astype(np.float32)
+    weight = np.matmul(left, workspace.right, out=workspace.weight[: len(chunk)])
+    weight -= weight.max(axis=1, keepdims=True)  # exp stays finite at any temperature
+    np.exp(weight, out=weight)
+    start = users.window_start[chunk, None].astype(np.float32)
+    end = users.window_end[chunk, None].astype(np.float32)
+    exposure = workspace.exposure[: len(chunk)]
+    np.maximum(start, items.release_day[None, config.n_old_items :].astype(np.float32), out=exposure)
+    np.subtract(end, exposure, out=exposure)
+    exposure /= end - start
+    np.maximum(exposure, 0.0, out=exposure)
+    weight[:, config.n_old_items : config.n_items] *= exposure
+    return weight
+
+
+def _successive_draws(
+    rng: np.random.Generator, weight: np.ndarray, k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First ``k[r]`` distinct draws per row from repeated draws with replacement.
+
+    Rows short of ``k`` distinct columns draw again with a doubled batch while their draws stay
+    within a budget (beyond it a Gumbel pass is cheaper and memory stays bounded). Rows with
+    ``k`` 0 and rows still short are left out and flagged as not done.
+    """
+    n_rows, n_cols = weight.shape
+    owners, cols = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    batch = np.where(k > 0, k + k // 2 + 4, 0)
+    budget = batch + n_cols // 16
+    drawn, have = np.zeros(n_rows, dtype=np.int64), np.zeros(n_rows, dtype=np.int64)
+    first = np.empty(0, dtype=np.int64)
+    draw = _block_sampler(weight)
+    while batch.any():
+        owner = np.repeat(np.arange(n_rows), batch)
+        col, valid = draw(owner, rng.random(len(owner)))
+        owners, cols = np.concatenate([owners, owner[valid]]), np.concatenate([cols, col[valid]])
+        drawn += batch
+        _, first = np.unique(owners * n_cols + cols, return_index=True)
+        first = first[np.argsort(owners[first] * len(owners) + first)]  # by row, then draw order
+        have = np.bincount(owners[first], minlength=n_rows)
+        batch = np.where((have < k) & (drawn + 2 * batch <= budget), 2 * batch, 0)
+    done = (k > 0) & (have >= k)
+    rank = np.arange(len(first)) - np.searchsorted(owners[first], owners[first])
+    keep = first[(rank < k[owners[first]]) & done[owners[first]]]
+    return owners[keep], cols[keep], done
+
+
+def _block_sampler(weight: np.ndarray) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Inverse-CDF draws of one column per (row, uniform) pair, in two levels.
+
+    A full per-cell CDF would cost a slow sequential pass over every cell; block sums are cheap,
+    so draws pick a block of ``BLOCK`` columns from block CDFs, then a column inside it.
+    """
+    n_blocks = weight.shape[1] // BLOCK
+    blocks = weight.reshape(-1, BLOCK)  # all rows' blocks, row-major
+    block_sum = blocks.sum(axis=1).astype(np.float64)
+    cdf = np.cumsum(block_sum)  # one CDF across rows: row r spans blocks [r * n_blocks, (r + 1) * n_blocks)
+    row_end = cdf[n_blocks - 1 :: n_blocks]
+    row_start = np.concatenate([[0.0], row_end[:-1]])
+
+    def draw(owner: np.ndarray, uniform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        target = row_start[owner] + uniform * (row_end - row_start)[owner]
+        block = np.minimum(np.searchsorted(cdf, target, side="right"), len(cdf) - 1)
+        inside = (target - (cdf[block] - block_sum[block])).astype(np.float32)
+        offset = (np.cumsum(blocks[block], axis=1) <= inside[:, None]).sum(axis=1)
+        col = (block % n_blocks) * BLOCK + np.minimum(offset, BLOCK - 1)
+        # Float round-off can land on a neighbouring row or a zero-weight cell; such draws are dropped.
+        valid = (block // n_blocks == owner) & (offset < BLOCK) & (weight[owner, col] > 0)
+        return col, valid
+
+    return draw

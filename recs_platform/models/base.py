@@ -164,11 +164,8 @@ class Recommender(ABC):
         if masked is not None:
             scores[masked[index].nonzero()] = -np.inf
         k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.stack([_row_top_k(row, k) for row in scores])
         top_scores = np.take_along_axis(scores, top, axis=1)
-        # Sort by score, breaking ties by item id so rankings are deterministic.
-        order = np.lexsort((self.item_map.ids[top], -top_scores), axis=1)
-        top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
         frame = pd.DataFrame(
             {
                 "user_id": np.repeat(users, k),
@@ -222,6 +219,20 @@ class Recommender(ABC):
     def _require_fitted(self) -> None:
         if self.user_map is None or self.item_map is None:
             raise NotFittedError(f"{self.name} is not fitted; call fit() or load() first")
+
+
+def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best scores, ties broken by smaller index (= smaller item id).
+
+    Partitioning alone would pick arbitrary members among items tied at the k-th score, so
+    the items tied at the cut are chosen explicitly; the top k is then always a prefix of
+    the full ranking.
+    """
+    cut = np.partition(row, len(row) - k)[len(row) - k]
+    above = np.flatnonzero(row > cut)
+    tied = np.flatnonzero(row == cut)[: k - len(above)]
+    chosen = np.concatenate([above, tied])
+    return chosen[np.argsort(-row[chosen], kind="stable")]
 
 
 def load_recommender(path: Path) -> Recommender:

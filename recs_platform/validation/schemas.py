@@ -132,7 +132,9 @@ def _split_bounds(cutoffs: dict[str, object]) -> dict[str, tuple]:
 
 def _overlaps(tables: dict[str, pd.DataFrame]) -> list[pd.DataFrame]:
     """Failure cases for (user, item) pairs that appear in more than one split."""
-    stacked = pd.concat([tables[s][["user_id", "item_id"]].assign(split=s) for s in ("train", "valid", "test")])
+    splits = ("train", "valid", "test")
+    # Repeats inside one split are the schema's uniqueness failure; here only cross-split pairs count.
+    stacked = pd.concat([tables[s][["user_id", "item_id"]].drop_duplicates().assign(split=s) for s in splits])
     repeated = stacked[stacked.duplicated(["user_id", "item_id"], keep=False)]
     if repeated.empty:
         return []

@@ -1,0 +1,167 @@
+"""Popularity and BPR: the shared recommender contract plus known-answer tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers_recommenders import RecommenderContract
+
+from recs_platform.evaluation.evaluate import evaluate
+from recs_platform.models import RECOMMENDERS, BPRRecommender, PopularityRecommender
+
+# Small and fast: the whole contract runs in a few seconds.
+FAST_BPR = {"factors": 8, "epochs": 10, "batch_size": 64, "learning_rate": 0.05}
+
+
+class TestPopularity(RecommenderContract):
+    def make_recommender(self, **params) -> PopularityRecommender:
+        return PopularityRecommender(**params)
+
+    def test_top_k_is_a_prefix_of_the_full_ranking(self, fitted, train) -> None:
+        super().test_top_k_is_a_prefix_of_the_full_ranking(fitted, train)
+
+
+class TestBPR(RecommenderContract):
+    def make_recommender(self, **params) -> BPRRecommender:
+        return BPRRecommender(**{**FAST_BPR, **params})
+
+
+def test_both_are_registered() -> None:
+    assert RECOMMENDERS["popularity"] is PopularityRecommender
+    assert RECOMMENDERS["bpr"] is BPRRecommender
+
+
+# -- popularity known answers -------------------------------------------------------------------
+
+# Item counts: 30 -> 3, 20 -> 2, 40 -> 2, 10 -> 1, 50 -> 1 (each (user, item) counted once).
+POPULARITY_TRAIN = pd.DataFrame(
+    {
+        "user_id": [1, 2, 3, 1, 2, 3, 4, 4, 5, 5],
+        "item_id": [30, 30, 30, 40, 40, 20, 20, 10, 50, 50],
+    }
+)
+
+
+def test_popularity_ranks_by_count_with_ties_by_smaller_item_id() -> None:
+    model = PopularityRecommender().fit(POPULARITY_TRAIN)
+    np.testing.assert_array_equal(model.counts, [1, 2, 3, 2, 1])  # items 10, 20, 30, 40, 50
+    recs = model.recommend([1, 5], k=5)
+    # User 1 saw 30 and 40; the rest ranks 20 (2), then 10 and 50 tied at 1 -> 10 first.
+    user1 = recs[recs.user_id == 1]
+    assert user1.item_id.tolist() == [20, 10, 50]
+    assert user1.score.tolist() == [2.0, 1.0, 1.0]
+    assert user1["rank"].tolist() == [1, 2, 3]
+    # User 5 saw 50 (twice, counted once): 30 (3), then 20 and 40 tied at 2 -> 20 first, then 10.
+    user5 = recs[recs.user_id == 5]
+    assert user5.item_id.tolist() == [30, 20, 40, 10]
+    assert user5.score.tolist() == [3.0, 2.0, 2.0, 1.0]
+
+
+def test_tie_break_by_item_id_holds_at_the_top_k_cut() -> None:
+    # Item 1 is seen 3 times, items 2..9 once each; user 3 saw items 1 and 4.
+    # Unseen for user 3, by count then id: 2, 3, 5, 6, 7, 8, 9 (all tied at 1).
+    train = pd.DataFrame({"user_id": [1, 2, 3, *range(1, 9)], "item_id": [1, 1, 1, *range(2, 10)]})
+    model = PopularityRecommender().fit(train)
+    assert model.recommend([3], k=100).item_id.tolist() == [2, 3, 5, 6, 7, 8, 9]
+    # Any top k must be a prefix of that: k = 3 should give [2, 3, 5] (actual: [2, 3, 6]).
+    for k in range(1, 8):
+        assert model.recommend([3], k=k).item_id.tolist() == [2, 3, 5, 6, 7, 8, 9][:k], k
+
+
+def test_popularity_tie_break_is_independent_of_input_order() -> None:
+    reversed_train = POPULARITY_TRAIN.iloc[::-1].reset_index(drop=True)
+    a = PopularityRecommender().fit(POPULARITY_TRAIN).recommend([1, 5], k=5)
+    b = PopularityRecommender().fit(reversed_train).recommend([1, 5], k=5)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_most_popular() -> None:
+    model = PopularityRecommender().fit(POPULARITY_TRAIN)
+    ids, counts = model.most_popular(3)
+    assert ids.tolist() == [30, 20, 40]
+    assert counts.tolist() == [3.0, 2.0, 2.0]
+    # Excluded items are skipped; unknown ids in the exclusion list are ignored.
+    ids, counts = model.most_popular(3, exclude_items=np.array([30, 20, 999]))
+    assert ids.tolist() == [40, 10, 50]
+    assert counts.tolist() == [2.0, 1.0, 1.0]
+    # k beyond the catalog returns every non-excluded item, never an excluded one.
+    ids, _ = model.most_popular(100, exclude_items=np.array([10]))
+    assert ids.tolist() == [30, 20, 40, 50]
+    ids, _ = model.most_popular(5, exclude_items=np.array([], dtype=np.int64))
+    assert ids.tolist() == [30, 20, 40, 10, 50]
+
+
+def test_popularity_counts_catalog_items_as_zero() -> None:
+    model = PopularityRecommender().fit(POPULARITY_TRAIN, catalog_items=[5, 60])
+    ids, counts = model.most_popular(10)
+    assert ids.tolist() == [30, 20, 40, 10, 50, 5, 60]
+    assert counts.tolist()[-2:] == [0.0, 0.0]
+
+
+# -- BPR known answers --------------------------------------------------------------------------
+
+
+def block_dataset(seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users 0..19 consume items 0..9 and users 20..39 items 100..109; each holds out 3 items."""
+    rng = np.random.default_rng(seed)
+    train, held_out = [], []
+    for user in range(40):
+        cluster = np.arange(10) if user < 20 else np.arange(100, 110)
+        items = rng.permutation(cluster)
+        train += [(user, int(item)) for item in items[:7]]
+        held_out += [(user, int(item)) for item in items[7:]]
+    columns = ["user_id", "item_id"]
+    return pd.DataFrame(train, columns=columns), pd.DataFrame(held_out, columns=columns)
+
+
+def own_cluster(user_ids: pd.Series, item_ids: pd.Series) -> np.ndarray:
+    return (user_ids.to_numpy() < 20) == (item_ids.to_numpy() < 100)
+
+
+def test_bpr_learns_block_structure() -> None:
+    train, held_out = block_dataset()
+    # (With 8 factors, many epochs and a high learning rate BPR starts to memorise each user's
+    # sampled negatives -- own-cluster held-out items among them -- so keep training short.)
+    model = BPRRecommender(factors=8, epochs=20, batch_size=64, learning_rate=0.02, seed=1)
+    model.fit(train)
+    recs = model.recommend(np.arange(40), k=3)
+    # Every user has exactly 3 unseen own-cluster items: the held-out ones.
+    assert own_cluster(recs.user_id, recs.item_id).mean() >= 0.9
+    result = evaluate(model, held_out, k=3)
+    assert result.summary["recall@3"] >= 0.9
+    assert model.metadata["epochs_trained"] == 20
+    assert "best_valid_ndcg@10" not in model.metadata
+    # A popularity model cannot separate the clusters: every user gets the same global list.
+    popularity = PopularityRecommender().fit(train)
+    assert evaluate(popularity, held_out, k=3).summary["recall@3"] < result.summary["recall@3"]
+
+
+def test_bpr_early_stopping_records_best_validation_score() -> None:
+    train, held_out = block_dataset()
+    log: list[str] = []
+    model = BPRRecommender(
+        factors=8, epochs=60, batch_size=64, learning_rate=0.05, eval_every=2, patience=2, seed=1
+    ).fit(train, valid=held_out, log=log.append)
+    best = model.metadata["best_valid_ndcg@10"]
+    assert 0.0 < best <= 1.0
+    # The block data is learned within a few evaluations, after which validation stops improving.
+    assert model.metadata["epochs_trained"] < 60
+    assert any("early stop" in line for line in log)
+    assert any("valid ndcg@10" in line for line in log)
+    # The kept weights are the best epoch's: re-scoring the validation data reproduces it.
+    assert evaluate(model, held_out, k=10, metrics=("ndcg",)).summary["ndcg@10"] == pytest.approx(best, abs=1e-6)
+
+
+def test_bpr_empty_validation_frame_disables_early_stopping() -> None:
+    train, held_out = block_dataset()
+    model = BPRRecommender(**FAST_BPR).fit(train, valid=held_out.head(0))
+    assert "best_valid_ndcg@10" not in model.metadata
+    assert model.metadata["epochs_trained"] == FAST_BPR["epochs"]
+
+
+def test_bpr_seed_changes_the_model() -> None:
+    train, _ = block_dataset()
+    a = BPRRecommender(**FAST_BPR, seed=1).fit(train)
+    b = BPRRecommender(**FAST_BPR, seed=2).fit(train)
+    assert not np.allclose(a._state()["user_factors"], b._state()["user_factors"])
