@@ -28,7 +28,7 @@ class BPRRecommender(Recommender):
         "epochs": 200,
         "batch_size": 2048,
         "learning_rate": 0.005,
-        "weight_decay": 1e-5,
+        "weight_decay": 3e-5,
         "eval_every": 5,
         "patience": 4,
         "seed": 2020,
