@@ -96,10 +96,10 @@ def deployment(
             description="deployment refused by the gates; the champion keeps serving",
             metadata={"gates": dg.MetadataValue.md(gates_md)},
         )
-    context.log.info(f"promoted {outcome.record.tag}")
+    context.log.info(f"{outcome.status}: {outcome.record.tag}")
     return dg.MaterializeResult(
         metadata={
-            "deployment_status": "deployed",
+            "deployment_status": outcome.status,
             "tag": outcome.record.tag,
             "previous": outcome.record.previous[0] if outcome.record.previous else "none",
             "gates": dg.MetadataValue.md(gates_md),

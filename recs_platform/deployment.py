@@ -27,9 +27,15 @@ class Candidate:
 
 @dataclass(frozen=True)
 class DeploymentOutcome:
-    deployed: bool
+    """What the deployment did: ``status`` is deployed, already_serving or refused."""
+
+    status: str
     gates: dict[str, GateResult]
     record: ProductionRecord | None
+
+    @property
+    def deployed(self) -> bool:
+        return self.status != "refused"
 
 
 def select_candidate(report: EvaluationReport) -> Candidate:
@@ -76,7 +82,7 @@ def deploy(
     """Register and promote the candidate's bundle if, and only if, every gate passes."""
     gates = evaluate_gates(candidate, dataset, registry, metric, floor, tolerance)
     if not all(g.passed for g in gates.values()):
-        return DeploymentOutcome(False, gates, None)
+        return DeploymentOutcome("refused", gates, None)
     model = load_recommender(Path(candidate.scores.artifact_path))
     fallback = load_recommender(Path(candidate.baselines[FALLBACK].artifact_path))
     assert isinstance(fallback, PopularityRecommender)
@@ -89,10 +95,19 @@ def deploy(
         "test_metrics": candidate.scores.test,
         "gates": {name: g.description for name, g in gates.items()},
     }
+    current = registry.production()
+    if current is not None and _same_provenance(registry.metadata(current.tag), metadata):
+        # A rerun on unchanged data, code and config trains the same model; don't register a copy.
+        return DeploymentOutcome("already_serving", gates, current)
     items = dataset.load()["items"]
     bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata)
     tag = registry.register(
         bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version}
     )
     record = registry.promote(tag, reason="all deployment gates passed", metrics=candidate.scores.test)
-    return DeploymentOutcome(True, gates, record)
+    return DeploymentOutcome("deployed", gates, record)
+
+
+def _same_provenance(serving: dict, candidate: dict) -> bool:
+    keys = ("recommender", "data_version", "code_version", "config")
+    return all(serving.get(key) == candidate.get(key) for key in keys)

@@ -23,9 +23,14 @@ MOVIELENS = Path(os.environ.get("RECS_MOVIELENS_DIR", REPO.parent / "shared" / "
 GATES = {"threshold", "beats_baselines", "no_regression"}
 
 
-def run_pipeline(home: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+def run_pipeline(
+    home: Path, run_config: dict | None = None, selection: list[str] | None = None
+) -> dg.ExecuteInProcessResult:
+    """Run the pipeline job (or a subset) on the home's persistent Dagster instance."""
     job = build_definitions("ci", home).resolve_job_def("recs_pipeline")
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config=run_config, raise_on_error=False)
+    instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+    keys = [dg.AssetKey.from_user_string(key) for key in selection] if selection else None
+    return job.execute_in_process(instance=instance, run_config=run_config, asset_selection=keys, raise_on_error=False)
 
 
 def registry_of(home: Path) -> ModelRegistry:
@@ -103,6 +108,23 @@ def test_run_files_let_anyone_recompute_the_metrics(deployed):
         assert list(truth.columns) == ["user_id", "item_id"]
         recomputed = score_run(run, truth, k=10)
         assert recomputed["ndcg@10"].mean() == pytest.approx(scores.test["ndcg@10"]), name
+
+
+def test_rerun_on_unchanged_inputs_registers_no_copy(deployed):
+    home, _ = deployed
+    before = registry_of(home).production()
+    tags = registry_of(home).tags()
+    result = run_pipeline(home, selection=["candidate_model", "deployment"])
+
+    assert result.success
+    status = next(
+        m.materialization.metadata["deployment_status"].value
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey("deployment")
+    )
+    assert status == "already_serving"
+    assert registry_of(home).tags() == tags
+    assert registry_of(home).production() == before
 
 
 def test_failing_gate_keeps_the_champion(deployed, monkeypatch):

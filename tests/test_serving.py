@@ -119,9 +119,7 @@ def test_unknown_user_gets_the_most_popular_items(served: Served) -> None:
         ("{not json", ["Invalid JSON"]),
     ],
 )
-def test_malformed_requests_get_a_4xx_that_names_the_problem(
-    served: Served, body: str, expected: list[str]
-) -> None:
+def test_malformed_requests_get_a_4xx_that_names_the_problem(served: Served, body: str, expected: list[str]) -> None:
     response = served.post(body)
     assert 400 <= response.status_code < 500, response.text
     for fragment in expected:

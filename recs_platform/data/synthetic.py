@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
 from recs_platform.data.events import write_landing_file
@@ -266,12 +268,11 @@ def _make_events(
             for chunk in np.array_split(np.arange(config.n_users), -(-config.n_users // rows_per_chunk))
         ]
     user, item, seconds, value = (np.concatenate(column) for column in zip(*parts, strict=True))
-    order = np.lexsort((item, user, seconds))  # chronological, ties broken deterministically
+    order = np.argsort(seconds, kind="stable")  # chronological; stable keeps it deterministic
     user, item, seconds, value = user[order] + 1, item[order] + 1, seconds[order], value[order]
-    user_text, item_text = user.astype(str).astype(object), item.astype(str).astype(object)
     return pd.DataFrame(
         {
-            "event_id": "syn-" + user_text + "-" + item_text,
+            "event_id": _event_ids(user, item),
             "user_id": user.astype("int64"),
             "item_id": item.astype("int64"),
             "event_type": config.event_type,
@@ -279,6 +280,12 @@ def _make_events(
             "timestamp": pd.Timestamp(config.start) + pd.to_timedelta(seconds, unit="s"),
         }
     )
+
+
+def _event_ids(user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """``syn-{user}-{item}`` as Python strings; Arrow's kernels are far faster than NumPy's object loop."""
+    text = [pc.cast(pa.array(ids), pa.string()) for ids in (user, item)]
+    return pc.binary_join_element_wise("syn", *text, "-").to_numpy(zero_copy_only=False)
 
 
 def _workspace(config: SyntheticConfig, items: _Items, rows: int) -> _Workspace:
@@ -398,14 +405,27 @@ def _successive_draws(
         col, valid = draw(owner, rng.random(len(owner)))
         owners, cols = np.concatenate([owners, owner[valid]]), np.concatenate([cols, col[valid]])
         drawn += batch
-        _, first = np.unique(owners * n_cols + cols, return_index=True)
-        first = first[np.argsort(owners[first] * len(owners) + first)]  # by row, then draw order
+        first = _first_draws(owners, cols, n_cols)
         have = np.bincount(owners[first], minlength=n_rows)
         batch = np.where((have < k) & (drawn + 2 * batch <= budget), 2 * batch, 0)
     done = (k > 0) & (have >= k)
     rank = np.arange(len(first)) - np.searchsorted(owners[first], owners[first])
     keep = first[(rank < k[owners[first]]) & done[owners[first]]]
     return owners[keep], cols[keep], done
+
+
+def _first_draws(owners: np.ndarray, cols: np.ndarray, n_cols: int) -> np.ndarray:
+    """Index of the first draw of each distinct (owner, col), ordered by owner, then draw order.
+
+    Sorting values with the draw index packed into the low 32 bits is much faster than argsort
+    (cells < 2**31 since a chunk has at most ``CHUNK_CELLS``, and draws per chunk < 2**32).
+    """
+    low = np.int64(0xFFFFFFFF)
+    draw_index = np.arange(len(owners), dtype=np.int64)
+    by_cell = np.sort(((owners * n_cols + cols) << 32) | draw_index)
+    cell = by_cell >> 32
+    first = by_cell[np.concatenate([[True], cell[1:] != cell[:-1]])] & low
+    return np.sort((owners[first] << 32) | first) & low
 
 
 def _block_sampler(weight: np.ndarray) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -420,15 +440,17 @@ def _block_sampler(weight: np.ndarray) -> Callable[[np.ndarray, np.ndarray], tup
     cdf = np.cumsum(block_sum)  # one CDF across rows: row r spans blocks [r * n_blocks, (r + 1) * n_blocks)
     row_end = cdf[n_blocks - 1 :: n_blocks]
     row_start = np.concatenate([[0.0], row_end[:-1]])
+    prefix = np.triu(np.ones((BLOCK, BLOCK), dtype=np.float32))
 
     def draw(owner: np.ndarray, uniform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = row_start[owner] + uniform * (row_end - row_start)[owner]
         block = np.minimum(np.searchsorted(cdf, target, side="right"), len(cdf) - 1)
         inside = (target - (cdf[block] - block_sum[block])).astype(np.float32)
-        offset = (np.cumsum(blocks[block], axis=1) <= inside[:, None]).sum(axis=1)
-        col = (block % n_blocks) * BLOCK + np.minimum(offset, BLOCK - 1)
+        # Prefix sums inside the block as a product with a triangular matrix: BLAS beats cumsum here.
+        above = blocks[block] @ prefix > inside[:, None]
+        col = (block % n_blocks) * BLOCK + above.argmax(axis=1)
         # Float round-off can land on a neighbouring row or a zero-weight cell; such draws are dropped.
-        valid = (block // n_blocks == owner) & (offset < BLOCK) & (weight[owner, col] > 0)
+        valid = (block // n_blocks == owner) & above[:, -1] & (weight[owner, col] > 0)
         return col, valid
 
     return draw

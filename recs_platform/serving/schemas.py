@@ -16,9 +16,7 @@ MAX_K = 100
 # Strict so that true, 3.0 or "3" are type errors rather than silently coerced; bounded to int64
 # so that an oversized id is a 400, not an overflow inside numpy.
 UserId = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX, description="The user to recommend for.")]
-TopK = Annotated[
-    int, Field(strict=True, ge=1, le=MAX_K, description=f"How many items to return (1..{MAX_K}).")
-]
+TopK = Annotated[int, Field(strict=True, ge=1, le=MAX_K, description=f"How many items to return (1..{MAX_K}).")]
 
 
 class RecommendedItem(BaseModel):
