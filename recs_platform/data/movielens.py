@@ -54,8 +54,9 @@ def verify(directory: Path) -> None:
             raise MovieLensUnavailable(f"{path} has sha256 {actual}, expected {expected}")
 
 
-def download(directory: Path, url: str = DOWNLOAD_URL, timeout: float = 30.0) -> Path:
+def download(directory: Path, url: str | None = None, timeout: float = 30.0) -> Path:
     """Download and unpack MovieLens-100K into ``directory``, then verify its checksums."""
+    url = url or DOWNLOAD_URL
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             payload = response.read()
