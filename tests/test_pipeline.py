@@ -28,6 +28,7 @@ def run_pipeline(
 ) -> dg.ExecuteInProcessResult:
     """Run the pipeline job (or a subset) on the home's persistent Dagster instance."""
     job = build_definitions("ci", home).resolve_job_def("recs_pipeline")
+    (home / "dagster").mkdir(exist_ok=True)
     instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
     keys = [dg.AssetKey.from_user_string(key) for key in selection] if selection else None
     return job.execute_in_process(instance=instance, run_config=run_config, asset_selection=keys, raise_on_error=False)
