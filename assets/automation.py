@@ -1,17 +1,31 @@
-"""Jobs, the landing-zone sensor and the retraining schedule."""
+"""Jobs, the landing-zone sensor, and the schedules for retraining and freshness."""
 
 import hashlib
 import json
 
 import dagster as dg
 
-from recs_platform.data.events import LANDING_KINDS, landed_files
+from assets.ingestion import RAW_CATALOGS, RAW_EVENTS, events_are_fresh, landed_event_files
+from recs_platform.data.events import landed_files
 from recs_platform.settings import PlatformPaths
+
+ingest_events_job = dg.define_asset_job(
+    "ingest_events",
+    selection=dg.AssetSelection.assets(RAW_EVENTS),
+    partitions_def=landed_event_files,
+    description="Ingest landed event files, one partition per file.",
+)
 
 pipeline_job = dg.define_asset_job(
     "recs_pipeline",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.keys("landing_zone"),
-    description="Landing files → raw → dbt → validated dataset → models → evaluation → gated deployment.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(RAW_EVENTS, "landing_zone"),
+    description="Catalogs → dbt → validated dataset → models → evaluation → gated deployment, on the ingested events.",
+)
+
+freshness_job = dg.define_asset_job(
+    "check_freshness",
+    selection=dg.AssetSelection.checks(events_are_fresh),
+    description="Evaluate the event-freshness alarm.",
 )
 
 weekly_retrain = dg.ScheduleDefinition(
@@ -22,26 +36,75 @@ weekly_retrain = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+freshness_schedule = dg.ScheduleDefinition(
+    name="freshness_every_15_minutes",
+    job=freshness_job,
+    cron_schedule="*/15 * * * *",
+    description="Raise the 'weblogs stopped arriving' alarm even when nothing lands to trigger a run.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
 
-def _landing_listing() -> dict[str, str]:
-    """Every landed file, keyed by path, with a size/mtime fingerprint."""
+
+def _fingerprints(kind: str) -> dict[str, str]:
+    """Landed files of one kind, by name, with a size/mtime fingerprint."""
     landing = PlatformPaths.from_env().landing
-    listing = {}
-    for kind in LANDING_KINDS:
-        for path in landed_files(landing, kind):
-            stat = path.stat()
-            listing[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return listing
+    return {path.name: f"{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in landed_files(landing, kind)}
 
 
-@dg.sensor(job=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    """Runs the pipeline once for each batch of new or changed files in the landing zone."""
+def _run_key(prefix: str, changed: dict[str, str]) -> str:
+    return prefix + "-" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dg.sensor(
+    jobs=[ingest_events_job, pipeline_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Adds a partition per new event file and ingests it; a changed catalog reruns the pipeline.
+
+    New files are ingested in one run over their partition range; a file that changed after it
+    was ingested is re-ingested as its own partition (its rows are replaced, never duplicated).
+    Downstream assets follow by their automation conditions.
+    """
     seen = json.loads(context.cursor) if context.cursor else {}
-    listing = _landing_listing()
-    changed = sorted(name for name, stamp in listing.items() if seen.get(name) != stamp)
-    if not changed:
-        return dg.SkipReason("no new files in the landing zone")
-    run_key = hashlib.sha256(json.dumps({n: listing[n] for n in changed}).encode()).hexdigest()[:16]
-    context.update_cursor(json.dumps(listing))
-    return dg.RunRequest(run_key=run_key, tags={"landed_files": str(len(changed))})
+    current = {kind: _fingerprints(kind) for kind in ("events", *RAW_CATALOGS)}
+    changed = {
+        kind: {name: stamp for name, stamp in files.items() if seen.get(kind, {}).get(name) != stamp}
+        for kind, files in current.items()
+    }
+    if not any(changed.values()):
+        return dg.SkipReason("no new or changed files in the landing zone")
+    known = set(context.instance.get_dynamic_partitions(landed_event_files.name))
+    new = [name for name in changed["events"] if name not in known]
+    requests = _event_requests(changed["events"], new)
+    catalogs = {kind: files for kind, files in changed.items() if kind != "events" and files}
+    if catalogs:
+        requests.append(dg.RunRequest(run_key=_run_key("catalogs", catalogs), job_name=pipeline_job.name))
+    context.update_cursor(json.dumps(current))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[landed_event_files.build_add_request(new)] if new else [],
+    )
+
+
+def _event_requests(changed: dict[str, str], new: list[str]) -> list[dg.RunRequest]:
+    """One run over the range of new partitions, plus one run per re-landed (changed) file."""
+    requests = [
+        dg.RunRequest(run_key=_run_key(name, {name: stamp}), job_name=ingest_events_job.name, partition_key=name)
+        for name, stamp in changed.items()
+        if name not in new
+    ]
+    if new:
+        requests.append(
+            dg.RunRequest(
+                run_key=_run_key("new", {name: changed[name] for name in new}),
+                job_name=ingest_events_job.name,
+                tags={
+                    "dagster/asset_partition_range_start": new[0],
+                    "dagster/asset_partition_range_end": new[-1],
+                    "landed_files": str(len(new)),
+                },
+            )
+        )
+    return requests

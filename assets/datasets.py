@@ -21,6 +21,7 @@ SOURCES = {
 @dg.asset(
     deps=[get_asset_key_for_model([dbt_models], model) for model in [*SOURCES.values(), "split_cutoffs"]],
     group_name="datasets",
+    automation_condition=dg.AutomationCondition.eager(),
     pool="warehouse",
     metadata={
         "user_features_schema": pandera_schema_to_dagster_type(USER_FEATURES).metadata["schema"],

@@ -1,6 +1,4 @@
-"""The dbt project handle, with its manifest parsed when missing."""
-
-from __future__ import annotations
+"""The dbt project handle, with its manifest re-parsed whenever the project changed."""
 
 import shutil
 import sys
@@ -9,17 +7,26 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+SOURCE_FOLDERS = ("models", "macros", "tests")
 # The dbt next to this interpreter, so a non-activated virtualenv still finds it.
-DBT_EXECUTABLE = (
-    str(Path(sys.executable).parent / "dbt")
-    if (Path(sys.executable).parent / "dbt").exists()
-    else shutil.which("dbt") or "dbt"
-)
+_LOCAL_DBT = Path(sys.executable).parent / "dbt"
+DBT_EXECUTABLE = str(_LOCAL_DBT) if _LOCAL_DBT.exists() else shutil.which("dbt") or "dbt"
 
 dbt_project = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
-if not dbt_project.manifest_path.exists():
-    # `dagster dev` would re-parse on every load via prepare_if_dev; every other entry point
-    # (tests, job execution, the daemon) needs a manifest before the definitions can load.
+
+
+def _manifest_is_stale() -> bool:
+    """True when the manifest is missing or older than any model, macro, test or project file."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    sources = [PROJECT_DIR / "dbt_project.yml"] + [p for f in SOURCE_FOLDERS for p in (PROJECT_DIR / f).rglob("*")]
+    return max(p.stat().st_mtime for p in sources if p.is_file()) > manifest.stat().st_mtime
+
+
+# Definitions need a manifest that matches the project, whatever the entry point (tests, job
+# execution, the daemon, `dagster dev`); parsing takes a few seconds and only runs on change.
+if _manifest_is_stale():
     DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(
         ["parse"], target_path=dbt_project.target_path
     ).wait()

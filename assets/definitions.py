@@ -6,12 +6,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.automation import landing_zone_sensor, pipeline_job, weekly_retrain
+from assets.automation import (
+    freshness_job,
+    freshness_schedule,
+    ingest_events_job,
+    landing_zone_sensor,
+    pipeline_job,
+    weekly_retrain,
+)
 from assets.datasets import dataset
 from assets.dbt import dbt_models
 from assets.deployment import candidate_model, deployment, deployment_gates
 from assets.evaluation import evaluation_report
-from assets.ingestion import landing_zone, raw_tables
+from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
 from assets.models import MODEL_ASSETS
 from assets.resources import resources_for
 
@@ -21,7 +28,8 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
     return dg.Definitions(
         assets=[
             landing_zone,
-            raw_tables,
+            raw_events,
+            raw_catalogs,
             dbt_models,
             dataset,
             *MODEL_ASSETS,
@@ -29,9 +37,9 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             candidate_model,
             deployment,
         ],
-        asset_checks=[deployment_gates],
-        jobs=[pipeline_job],
-        schedules=[weekly_retrain],
+        asset_checks=[quarantine_rate, events_are_fresh, deployment_gates],
+        jobs=[ingest_events_job, pipeline_job, freshness_job],
+        schedules=[weekly_retrain, freshness_schedule],
         sensors=[landing_zone_sensor],
         resources=resources_for(env, home),
     )

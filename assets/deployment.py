@@ -13,7 +13,7 @@ from recs_platform.evaluation.report import EvaluationReport
 from recs_platform.validation.datasets import DatasetVersion
 
 
-@dg.asset(group_name="deployment")
+@dg.asset(group_name="deployment", automation_condition=dg.AutomationCondition.eager())
 def candidate_model(evaluation_report: EvaluationReport) -> dg.Output[Candidate]:
     """The learned model with the best validation score, with its test and baseline scores."""
     candidate = select_candidate(evaluation_report)

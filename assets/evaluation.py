@@ -11,6 +11,7 @@ from recs_platform.validation.datasets import DatasetVersion
 
 @dg.asset(
     group_name="evaluation",
+    automation_condition=dg.AutomationCondition.eager(),
     ins={asset.key.path[-1]: dg.AssetIn(asset.key) for asset in MODEL_ASSETS},
 )
 def evaluation_report(

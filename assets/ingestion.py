@@ -1,71 +1,132 @@
-"""Landing zone → raw schema."""
+"""Landing zone → raw schema: event files as partitions, catalogs, and raw-layer health checks."""
 
 import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from assets.resources import StorageResource, WarehouseResource
+from assets.resources import RawHealthSettings, StorageResource, WarehouseResource
 from recs_platform.data.events import LANDING_KINDS, landed_files
-from recs_platform.data.ingestion import ingest_landing
+from recs_platform.data.ingestion import FileReport, ingest_file
+from recs_platform.data.monitoring import events_freshness, quarantine_rates
+from recs_platform.data.warehouse import ensure_raw_schema
 
-RAW_KEYS = {kind: dg.AssetKey(["raw", kind]) for kind in LANDING_KINDS}
+# One partition per landed event file, keyed by its name inside landing/events/.
+landed_event_files = dg.DynamicPartitionsDefinition(name="landed_event_files")
+RAW_EVENTS = dg.AssetKey(["raw", "events"])
+RAW_CATALOGS = {kind: dg.AssetKey(["raw", kind]) for kind in ("users", "items")}
 
 
 @dg.observable_source_asset(group_name="landing", description="Files dropped into the landing zone.")
 def landing_zone(storage: StorageResource) -> dg.ObserveResult:
     """Observes the landing zone; its data version changes whenever a file lands or changes."""
-    listing = [
-        f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
-        for kind in LANDING_KINDS
-        for path in landed_files(storage.paths.landing, kind)
-    ]
-    counts = {kind: len(landed_files(storage.paths.landing, kind)) for kind in LANDING_KINDS}
+    files = {kind: landed_files(storage.paths.landing, kind) for kind in LANDING_KINDS}
+    listing = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for paths in files.values() for p in paths]
     version = hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
     return dg.ObserveResult(
         data_version=dg.DataVersion(version),
-        metadata={f"{kind}_files": count for kind, count in counts.items()},
+        metadata={f"{kind}_files": len(paths) for kind, paths in files.items()},
     )
+
+
+@dg.asset(
+    key=RAW_EVENTS,
+    deps=[landing_zone],
+    partitions_def=landed_event_files,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="raw",
+    pool="warehouse",
+)
+def raw_events(
+    context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Loads landed event files (one partition each) into raw.events; bad rows go to raw.quarantine.
+
+    Each file is loaded once per content hash in one transaction, so re-running a partition,
+    a backfill, or a run that crashed half-way leaves exactly one copy of every event.
+    """
+    landing = storage.paths.landing
+    with warehouse.connect() as connection:
+        ensure_raw_schema(connection)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        paths = [landing / "events" / key for key in context.partition_keys]
+        missing = [path.name for path in paths if not path.exists()]
+        if missing:
+            context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
+        reports = [ingest_file(connection, landing, path, "events", now) for path in paths if path.exists()]
+    return dg.MaterializeResult(metadata={**_ingestion_metadata(reports), "files_missing": len(missing)})
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            key, deps=[landing_zone.key], group_name="raw", description=f"Raw {kind} loaded from landed files."
-        )
-        for kind, key in RAW_KEYS.items()
+        dg.AssetSpec(key, deps=[landing_zone], group_name="raw", description=f"Raw {kind} catalog snapshots.")
+        for kind, key in RAW_CATALOGS.items()
     ],
     pool="warehouse",
 )
-def raw_tables(storage: StorageResource, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
-    """Loads new or changed landed files into raw.*, each file once, bad rows to raw.quarantine."""
+def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+    """Loads new or changed user and item catalog files into raw.users and raw.items."""
+    landing = storage.paths.landing
     with warehouse.connect() as connection:
-        reports = ingest_landing(connection, storage.paths.landing)
-        totals = connection.execute(
-            "select 'events', count(*) from raw.events union all select 'users', count(*) from raw.users"
-            " union all select 'items', count(*) from raw.items"
-        ).fetchall()
-    frame = pd.DataFrame([report.as_dict() for report in reports])
-    for kind, rows in totals:
-        files = frame[frame.kind == kind] if not frame.empty else frame
-        new = files[~files.skipped] if not files.empty else files
-        yield dg.MaterializeResult(
-            asset_key=RAW_KEYS[kind],
-            metadata={
-                "dagster/row_count": int(rows),
-                "files_seen": len(files),
-                "files_ingested": len(new),
-                "rows_in": int(new.rows_in.sum()) if len(new) else 0,
-                "rows_loaded": int(new.rows_loaded.sum()) if len(new) else 0,
-                "rows_quarantined": int(new.rows_quarantined.sum()) if len(new) else 0,
-                "ingested_files": dg.MetadataValue.md(_file_table(new)),
-            },
-        )
+        ensure_raw_schema(connection)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for kind, key in RAW_CATALOGS.items():
+            reports = [ingest_file(connection, landing, path, kind, now) for path in landed_files(landing, kind)]
+            rows = connection.execute(f"select count(*) from raw.{kind}").fetchone()[0]
+            yield dg.MaterializeResult(
+                asset_key=key, metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports)}
+            )
 
 
-def _file_table(files: pd.DataFrame) -> str:
-    if files.empty:
-        return "_no new or changed files_"
+def _ingestion_metadata(reports: list[FileReport]) -> dict[str, object]:
+    """Counts in = counts out, per file and in total."""
+    frame = pd.DataFrame([report.as_dict() for report in reports], columns=list(FileReport.__dataclass_fields__))
+    new = frame[~frame.skipped]
     columns = ["source_file", "rows_in", "rows_loaded", "rows_quarantined", "reasons"]
-    return files[columns].tail(50).to_markdown(index=False)
+    return {
+        "files": len(frame),
+        "files_ingested": len(new),
+        "files_already_ingested": int(frame.skipped.sum()),
+        "rows_in": int(new.rows_in.sum()),
+        "rows_loaded": int(new.rows_loaded.sum()),
+        "rows_quarantined": int(new.rows_quarantined.sum()),
+        "per_file": dg.MetadataValue.md(new[columns].head(100).to_markdown(index=False) if len(new) else "_none_"),
+    }
+
+
+@dg.asset_check(asset=RAW_EVENTS, description="Share of quarantined rows per landed event file.")
+def quarantine_rate(warehouse: WarehouseResource, raw_health: RawHealthSettings) -> dg.AssetCheckResult:
+    """Fails when any landed event file quarantined more than the configured share of its rows."""
+    with warehouse.connect(read_only=True) as connection:
+        rates = quarantine_rates(connection)
+    offenders = rates[rates.quarantine_rate > raw_health.max_quarantine_rate]
+    overall = float(rates.rows_quarantined.sum() / max(rates.rows_in.sum(), 1))
+    return dg.AssetCheckResult(
+        passed=offenders.empty,
+        description=f"{len(offenders)} of {len(rates)} files above {raw_health.max_quarantine_rate:.1%} quarantined",
+        metadata={
+            "overall_quarantine_rate": overall,
+            "max_file_quarantine_rate": float(rates.quarantine_rate.max()) if len(rates) else 0.0,
+            "worst_files": dg.MetadataValue.md(rates.head(20).to_markdown(index=False) if len(rates) else "_none_"),
+        },
+    )
+
+
+@dg.asset_check(asset=RAW_EVENTS, description="Alarms when no new events have landed within the window.")
+def events_are_fresh(warehouse: WarehouseResource, raw_health: RawHealthSettings) -> dg.AssetCheckResult:
+    """The "weblogs stopped arriving" alarm, evaluated on every ingestion and on a schedule."""
+    window = timedelta(hours=raw_health.freshness_window_hours)
+    with warehouse.connect(read_only=True) as connection:
+        freshness = events_freshness(connection, datetime.now(UTC).replace(tzinfo=None), window)
+    return dg.AssetCheckResult(
+        passed=freshness.fresh,
+        description=freshness.describe(),
+        metadata={
+            "hours_since_last_landing": freshness.age.total_seconds() / 3600 if freshness.age else float("inf"),
+            "last_landed_at": str(freshness.last_landed_at),
+            "newest_event_at": str(freshness.newest_event_at),
+            "window_hours": raw_health.freshness_window_hours,
+        },
+    )

@@ -36,6 +36,7 @@ def recommender_asset(name: str, config_class: type[dg.Config], description: str
         group_name="models",
         description=description,
         kinds={"pytorch" if name == "bpr" else "python"},
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def _model(
         context: dg.AssetExecutionContext, config: config_class, dataset: DatasetVersion, storage: StorageResource

@@ -71,6 +71,13 @@ class SplitSettings(dg.ConfigurableResource):
         }
 
 
+class RawHealthSettings(dg.ConfigurableResource):
+    """Alarm thresholds for the raw layer."""
+
+    max_quarantine_rate: float = Field(default=0.05, description="Highest acceptable quarantined share per file.")
+    freshness_window_hours: float = Field(default=24.0, description="Alarm when no events landed for this long.")
+
+
 class GateSettings(dg.ConfigurableResource):
     """What a candidate must reach before it may replace the champion."""
 
@@ -101,5 +108,9 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
             store_dir=str(paths.bentoml_home / "models"), pointer_path=str(paths.production_pointer)
         ),
         "split": split,
+        "raw_health": RawHealthSettings(
+            freshness_window_hours=float(os.environ.get("RECS_FRESHNESS_WINDOW_HOURS", 24)),
+            max_quarantine_rate=float(os.environ.get("RECS_MAX_QUARANTINE_RATE", 0.05)),
+        ),
         "gate": GateSettings(min_metric=float(os.environ.get("RECS_GATE_MIN_NDCG", gate_floor))),
     }

@@ -66,13 +66,14 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Materialize the whole graph once, recorded in the Dagster instance (visible in the UI)."""
+    """Ingest every landed file and materialize the graph once, recorded in the Dagster instance."""
     import dagster as dg
 
     from assets.definitions import defs
+    from assets.runner import materialize_all
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = defs.resolve_job_def("recs_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+    result = materialize_all(defs, instance, PlatformPaths.from_env())
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.check_name in ("threshold", "beats_baselines", "no_regression"):
             print(f"gate {evaluation.check_name}: {'PASS' if evaluation.passed else 'FAIL'} {evaluation.description}")

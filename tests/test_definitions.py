@@ -57,33 +57,61 @@ def test_dbt_tests_are_asset_checks_and_gates_are_blocking(defs):
     assert all(spec.blocking for spec in gates.values())
 
 
-def test_sensor_requests_one_run_per_batch_of_new_files(tmp_path, monkeypatch):
+def _event(day: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"user_id": [1], "item_id": [2], "event_type": ["click"], "value": [1.0], "timestamp": [pd.Timestamp(day)]}
+    )
+
+
+def test_sensor_adds_a_partition_per_new_file_and_ingests_only_new_files(tmp_path, monkeypatch):
     monkeypatch.setenv("RECS_HOME", str(tmp_path))
     landing = tmp_path / "landing"
-    frame = pd.DataFrame(
-        {
-            "user_id": [1],
-            "item_id": [2],
-            "event_type": ["click"],
-            "value": [1.0],
-            "timestamp": [pd.Timestamp("2024-01-01")],
-        }
-    )
-    write_landing_file(frame, landing, "events", "2024-01-01")
+    instance = dg.DagsterInstance.ephemeral()
+    write_landing_file(_event("2024-01-01"), landing, "events", "2024-01-01")
+    write_landing_file(_event("2024-01-02"), landing, "events", "2024-01-02")
 
-    context = dg.build_sensor_context()
+    context = dg.build_sensor_context(instance=instance)
     first = landing_zone_sensor(context)
-    assert isinstance(first, dg.RunRequest)
+    assert first.dynamic_partitions_requests[0].partition_keys == ["2024-01-01.parquet", "2024-01-02.parquet"]
+    (request,) = first.run_requests
+    assert request.job_name == "ingest_events"
+    assert request.tags["dagster/asset_partition_range_start"] == "2024-01-01.parquet"
+    assert request.tags["dagster/asset_partition_range_end"] == "2024-01-02.parquet"
+    instance.add_dynamic_partitions("landed_event_files", first.dynamic_partitions_requests[0].partition_keys)
     cursor = context.cursor
 
-    unchanged = landing_zone_sensor(dg.build_sensor_context(cursor=cursor))
-    assert isinstance(unchanged, dg.SkipReason)
+    assert isinstance(landing_zone_sensor(dg.build_sensor_context(cursor=cursor, instance=instance)), dg.SkipReason)
 
-    write_landing_file(frame, landing, "events", "2024-01-02")
-    second = landing_zone_sensor(dg.build_sensor_context(cursor=cursor))
-    assert isinstance(second, dg.RunRequest)
-    assert second.tags["landed_files"] == "1"
-    assert second.run_key != first.run_key
+    write_landing_file(_event("2024-01-03"), landing, "events", "2024-01-03")
+    second = landing_zone_sensor(dg.build_sensor_context(cursor=cursor, instance=instance))
+    assert second.dynamic_partitions_requests[0].partition_keys == ["2024-01-03.parquet"]
+    (only,) = second.run_requests
+    assert only.tags["dagster/asset_partition_range_start"] == "2024-01-03.parquet"
+    assert only.tags["landed_files"] == "1"
+
+
+def test_sensor_reingests_a_rewritten_file_as_its_own_partition(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECS_HOME", str(tmp_path))
+    landing = tmp_path / "landing"
+    instance = dg.DagsterInstance.ephemeral()
+    write_landing_file(_event("2024-01-01"), landing, "events", "2024-01-01")
+    context = dg.build_sensor_context(instance=instance)
+    landing_zone_sensor(context)
+    instance.add_dynamic_partitions("landed_event_files", ["2024-01-01.parquet"])
+
+    write_landing_file(pd.concat([_event("2024-01-01")] * 2), landing, "events", "2024-01-01")
+    result = landing_zone_sensor(dg.build_sensor_context(cursor=context.cursor, instance=instance))
+    assert not result.dynamic_partitions_requests
+    (request,) = result.run_requests
+    assert request.partition_key == "2024-01-01.parquet"
+
+
+def test_sensor_reruns_the_pipeline_when_a_catalog_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECS_HOME", str(tmp_path))
+    users = pd.DataFrame({"user_id": [1], "age": [30], "gender": ["F"], "occupation": ["x"], "zip_code": ["1"]})
+    write_landing_file(users, tmp_path / "landing", "users", "users")
+    result = landing_zone_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()))
+    assert [r.job_name for r in result.run_requests] == ["recs_pipeline"]
 
 
 def test_cli_help_documents_every_subcommand(capsys):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from assets.definitions import build_definitions
+from assets.runner import materialize_all
 from recs_platform.data import movielens
 from recs_platform.registry import ModelRegistry
 from recs_platform.settings import PlatformPaths
@@ -26,11 +27,14 @@ GATES = {"threshold", "beats_baselines", "no_regression"}
 def run_pipeline(
     home: Path, run_config: dict | None = None, selection: list[str] | None = None
 ) -> dg.ExecuteInProcessResult:
-    """Run the pipeline job (or a subset) on the home's persistent Dagster instance."""
-    job = build_definitions("ci", home).resolve_job_def("recs_pipeline")
+    """Ingest and run the pipeline (or only a subset of it) on the home's persistent instance."""
+    defs = build_definitions("ci", home)
     (home / "dagster").mkdir(exist_ok=True)
     instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
-    keys = [dg.AssetKey.from_user_string(key) for key in selection] if selection else None
+    if selection is None:
+        return materialize_all(defs, instance, PlatformPaths(home), run_config)
+    keys = [dg.AssetKey.from_user_string(key) for key in selection]
+    job = defs.resolve_job_def("recs_pipeline")
     return job.execute_in_process(instance=instance, run_config=run_config, asset_selection=keys, raise_on_error=False)
 
 
@@ -59,7 +63,8 @@ def test_full_graph_deploys_the_gated_model(deployed):
     home, result = deployed
     assert result.success
     assert {
-        "raw/events",
+        "raw/users",
+        "raw/items",
         "stg_events",
         "interactions",
         "user_features",
@@ -85,6 +90,14 @@ def test_full_graph_deploys_the_gated_model(deployed):
     assert metadata["data_version"] == result.output_for_node("dataset").version
     assert metadata["code_version"].startswith("src-")
     assert metadata["config"]["recommender"] == "bpr"
+
+
+def test_every_landed_event_file_is_an_ingested_partition(deployed):
+    home, _ = deployed
+    instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+    partitions = instance.get_materialized_partitions(dg.AssetKey(["raw", "events"]))
+    assert len(partitions) == 213
+    assert "ml100k-1997-09-20.parquet" in partitions
 
 
 def test_raw_and_split_counts_match_movielens(deployed):
