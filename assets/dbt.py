@@ -37,7 +37,7 @@ def dbt_models(
     split: SplitSettings,
     warehouse: WarehouseResource,
 ) -> Iterator:
-    """Builds staging views, interaction and feature marts and the split tables, running dbt tests."""
+    """Builds staging, the incremental event models, feature marts and split tables, running dbt tests."""
     # The dbt profile reads the warehouse path from the environment.
     os.environ["RECS_WAREHOUSE_PATH"] = warehouse.path
     args = ["build", "--vars", json.dumps(split.dbt_vars())] + (["--full-refresh"] if config.full_refresh else [])

@@ -20,6 +20,7 @@ from assets.deployment import candidate_model, deployment, deployment_gates
 from assets.evaluation import evaluation_report
 from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
 from assets.models import MODEL_ASSETS
+from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
 from assets.resources import resources_for
 
 
@@ -32,12 +33,13 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             raw_catalogs,
             dbt_models,
             dataset,
+            dataset_statistics_report,
             *MODEL_ASSETS,
             evaluation_report,
             candidate_model,
             deployment,
         ],
-        asset_checks=[quarantine_rate, events_are_fresh, deployment_gates],
+        asset_checks=[quarantine_rate, events_are_fresh, feature_drift_vs_production, deployment_gates],
         jobs=[ingest_events_job, pipeline_job, freshness_job],
         schedules=[weekly_retrain, freshness_schedule],
         sensors=[landing_zone_sensor],

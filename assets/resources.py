@@ -78,6 +78,13 @@ class RawHealthSettings(dg.ConfigurableResource):
     freshness_window_hours: float = Field(default=24.0, description="Alarm when no events landed for this long.")
 
 
+class DriftSettings(dg.ConfigurableResource):
+    """When a feature counts as drifted."""
+
+    psi_threshold: float = Field(default=0.2, description="PSI above which a feature has drifted.")
+    newest_days: float = Field(default=7.0, description="How many of the latest days count as the newest data.")
+
+
 class GateSettings(dg.ConfigurableResource):
     """What a candidate must reach before it may replace the champion."""
 
@@ -112,5 +119,6 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
             freshness_window_hours=float(os.environ.get("RECS_FRESHNESS_WINDOW_HOURS", 24)),
             max_quarantine_rate=float(os.environ.get("RECS_MAX_QUARANTINE_RATE", 0.05)),
         ),
+        "drift": DriftSettings(psi_threshold=float(os.environ.get("RECS_DRIFT_PSI", 0.2))),
         "gate": GateSettings(min_metric=float(os.environ.get("RECS_GATE_MIN_NDCG", gate_floor))),
     }

@@ -38,6 +38,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    source = movielens.ensure(_movielens_dir(args.source), allow_download=not args.no_download)
+    landing = PlatformPaths.from_env().landing
+    for number, written in enumerate(movielens.replay_to_landing(source, landing, args.step, args.interval_s)):
+        label = "catalogs" if number == 0 else f"{args.step} {number}"
+        print(f"landed {label}: {len(written)} files", flush=True)
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from recs_platform.data import synthetic
 
@@ -176,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--source", help="folder with u.data, u.item, u.user (default: $RECS_MOVIELENS_DIR)")
     ml.add_argument("--no-download", action="store_true", help="fail instead of downloading when absent")
     ml.set_defaults(handler=cmd_import)
+
+    replay = commands.add_parser("replay", help="drop a dataset into the landing zone a step at a time, as if live")
+    replayed = replay.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    ml_replay = replayed.add_parser("movielens", help="MovieLens-100K, one day or week of daily files at a time")
+    ml_replay.add_argument("--source", help="folder with u.data, u.item, u.user (default: $RECS_MOVIELENS_DIR)")
+    ml_replay.add_argument(
+        "--step", choices=sorted(movielens.REPLAY_STEPS), default="week", help="how much lands at once"
+    )
+    ml_replay.add_argument("--interval-s", type=float, default=60.0, help="seconds between steps")
+    ml_replay.add_argument("--no-download", action="store_true", help="fail instead of downloading when absent")
+    ml_replay.set_defaults(handler=cmd_replay)
 
     synth = commands.add_parser("synth", help="generate synthetic interaction logs into the landing zone")
     synth.add_argument("--users", type=int, default=1000, help="number of users")

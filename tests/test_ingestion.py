@@ -238,13 +238,17 @@ def test_rewritten_file_replaces_its_rows(warehouse, tmp_path):
 
 
 def test_files_are_independent(warehouse, tmp_path):
-    # Rewriting one file does not touch another file's rows, even with the same event ids.
+    # Rewriting one file does not touch another file's rows; ids another file loaded are quarantined.
     landing = tmp_path / "landing"
     write_csv_events(landing, "a.csv")
     b = write_csv_events(landing, "b.csv")
     ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
     n_good, _ = expected_rows(CSV_ROWS, 2)
-    assert count(warehouse, "select count(*) from raw.events") == 2 * n_good
+    assert count(warehouse, "select count(*) from raw.events") == n_good
+    duplicates = (
+        "select count(*) from raw.quarantine where reason = 'duplicated event_id (already ingested from events/a.csv)'"
+    )
+    assert count(warehouse, duplicates) == n_good
     b.write_text(f"{CSV_HEADER}\nz1,1,10,click,,2024-01-01\n")
     ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
     by_file = table(warehouse, "select source_file, count(*) as n from raw.events group by 1 order by 1")

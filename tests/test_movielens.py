@@ -76,3 +76,15 @@ def test_bootstrap_falls_back_to_synthetic_data_and_says_so(tmp_path, monkeypatc
     assert "FALLING BACK TO THE BUILT-IN SYNTHETIC GENERATOR" in capsys.readouterr().out
     events = landed_files(tmp_path / "home" / "landing", "events")
     assert events and pd.read_parquet(events[0]).event_id.str.startswith("syn-").all()
+
+
+def test_replay_drops_one_week_at_a_time(tmp_path):
+    pauses = []
+    batches = list(movielens.replay_to_landing(MOVIELENS, tmp_path, step="week", interval_s=5, sleep=pauses.append))
+    assert [p.parent.name for p in batches[0]] == ["users", "items"]
+    weeks = batches[1:]
+    assert len(weeks) == 31 and pauses == [5] * 31
+    assert sum(len(files) for files in weeks) == 213
+    first_week = pd.concat(pd.read_parquet(path) for path in weeks[0])
+    assert first_week.timestamp.max() - first_week.timestamp.min() < pd.Timedelta(days=7)
+    assert len(landed_files(tmp_path, "events")) == 213

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,9 @@ GENRES = (
     "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
     "Thriller", "War", "Western",
 )  # fmt: skip
+
+
+REPLAY_STEPS = {"day": 1, "week": 7}
 
 
 class MovieLensUnavailable(RuntimeError):
@@ -122,14 +127,47 @@ def read(directory: Path) -> MovieLens:
     return MovieLens(events=events, users=users, items=items)
 
 
-def import_to_landing(source: Path, landing: Path) -> list[Path]:
-    """Convert MovieLens-100K into one event file per day plus user and item catalogs."""
-    movielens = read(source)
-    written = [
+def write_catalogs(movielens: MovieLens, landing: Path) -> list[Path]:
+    return [
         write_landing_file(movielens.users, landing, "users", "ml100k-users"),
         write_landing_file(movielens.items, landing, "items", "ml100k-items"),
     ]
-    days = movielens.events.timestamp.dt.strftime("%Y-%m-%d")
-    for day, frame in movielens.events.groupby(days, sort=True):
-        written.append(write_landing_file(frame, landing, "events", f"ml100k-{day}"))
+
+
+def daily_event_files(events: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(file name, events) per calendar day, in time order."""
+    days = events.timestamp.dt.strftime("%Y-%m-%d")
+    for day, frame in events.groupby(days, sort=True):
+        yield f"ml100k-{day}", frame
+
+
+def import_to_landing(source: Path, landing: Path) -> list[Path]:
+    """Convert MovieLens-100K into one event file per day plus user and item catalogs."""
+    movielens = read(source)
+    written = write_catalogs(movielens, landing)
+    for name, frame in daily_event_files(movielens.events):
+        written.append(write_landing_file(frame, landing, "events", name))
     return written
+
+
+def replay_to_landing(
+    source: Path,
+    landing: Path,
+    step: str = "week",
+    interval_s: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[list[Path]]:
+    """Drop MovieLens into the landing zone one ``step`` (day or week) at a time, as if it were live.
+
+    Catalogs land first; then each step's daily files land together, ``interval_s`` apart. File
+    names match ``import_to_landing``, so a replay over an imported landing zone changes nothing.
+    """
+    if step not in REPLAY_STEPS:
+        raise ValueError(f"step must be one of {sorted(REPLAY_STEPS)}, got {step!r}")
+    movielens = read(source)
+    yield write_catalogs(movielens, landing)
+    start = movielens.events.timestamp.min().normalize()
+    period = (movielens.events.timestamp - start) // pd.Timedelta(days=REPLAY_STEPS[step])
+    for _, chunk in movielens.events.groupby(period, sort=True):
+        sleep(interval_s)
+        yield [write_landing_file(frame, landing, "events", name) for name, frame in daily_event_files(chunk)]

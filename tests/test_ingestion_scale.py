@@ -1,0 +1,198 @@
+"""Fast checks of the DuckDB (Parquet) ingestion path: same reasons as the text path, cross-file
+duplicate ids, and row accounting on a synthetic landing zone. The timing runs live in
+bench/ingestion_scale.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recs_platform.data import ingestion
+from recs_platform.data.ingestion import CROSS_FILE_DUPLICATE, ingest_landing
+from recs_platform.data.synthetic import SyntheticConfig, generate, write_to_landing
+from recs_platform.data.warehouse import connect, ensure_raw_schema
+
+NOW = datetime(2024, 6, 1, 12, 0, 0)
+
+# Malformed and good rows that Parquet can carry with plain column types; None/NaN are missing.
+ROWS = [
+    {"event_id": "e1", "user_id": 1.0, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 1704067200},
+    {"event_id": "e2", "user_id": None, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 1704067200},
+    {"event_id": "e3", "user_id": 1.0, "item_id": None, "event_type": None, "value": None, "timestamp": None},
+    {"event_id": "e4", "user_id": 1.5, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 1704067200},
+    {"event_id": "e5", "user_id": 1.0, "item_id": 2.5, "event_type": "click", "value": None, "timestamp": 1704067200},
+    {"event_id": "e6", "user_id": 1.0, "item_id": 10.0, "event_type": "teleport", "value": None, "timestamp": 1704067200},  # noqa: E501
+    {"event_id": "e7", "user_id": 1.0, "item_id": 10.0, "event_type": " PLAY ", "value": 3.0, "timestamp": 1704067200},
+    {"event_id": "e8", "user_id": 1.0, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": -86400},
+    {"event_id": "e9", "user_id": 1.0, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 4102444800},
+    {"event_id": "e10", "user_id": 1.0, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 10**12},
+    {"event_id": "e1", "user_id": 2.0, "item_id": 20.0, "event_type": "view", "value": None, "timestamp": 1704153600},
+    {"event_id": None, "user_id": 3.0, "item_id": 30.0, "event_type": "view", "value": 1.0, "timestamp": 1704153600},
+    {"event_id": None, "user_id": 3.0, "item_id": 30.0, "event_type": "view", "value": 1.0, "timestamp": 1704153600},
+    {"event_id": "e2", "user_id": 4.0, "item_id": 40.0, "event_type": "rating", "value": 4.0, "timestamp": 1704240000},
+]  # fmt: skip
+EXPECTED = [
+    None,
+    "missing field user_id",
+    "missing field item_id",
+    "user_id is not an integer",
+    "item_id is not an integer",
+    "unknown event_type",
+    None,
+    "timestamp is before 1970",
+    "timestamp is in the future",
+    "timestamp is not parsable",
+    "duplicated event_id",
+    None,
+    "duplicated event_id",  # same content, so the same derived id
+    "duplicated event_id",  # e2's first row was rejected, but its id still counts
+]
+
+
+def frame() -> pd.DataFrame:
+    rows = pd.DataFrame(ROWS)
+    rows["timestamp"] = rows["timestamp"].astype("Int64")
+    rows["device"] = ["ios", None, "web", None, None, None, "tv", None, None, None, None, "ios", None, None]
+    return rows
+
+
+def write_parquet(landing: Path, name: str, rows: pd.DataFrame) -> Path:
+    path = landing / "events" / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(path, index=False)
+    return path
+
+
+def write_jsonl(landing: Path, name: str, rows: pd.DataFrame) -> Path:
+    path = landing / "events" / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in rows.to_dict(orient="records"):
+        row = {
+            k: (None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v)
+            for k, v in row.items()
+        }
+        lines.append(
+            json.dumps({k: (int(v) if isinstance(v, np.integer) else v) for k, v in row.items() if v is not None})
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ingest_one(tmp_path: Path, writer, name: str, force_pandas: bool = False, monkeypatch=None):
+    landing = tmp_path / name
+    writer(landing, name, frame())
+    if force_pandas:
+        monkeypatch.setattr(ingestion, "_parquet_events_plan", lambda connection, path: None)
+    with connect(tmp_path / f"{name}.duckdb") as connection:
+        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        quarantine = connection.execute("select line_number, reason from raw.quarantine order by 1").fetchall()
+        events = connection.execute(
+            'select event_id, user_id, item_id, event_type, value, "timestamp", context from raw.events '
+            "order by user_id, event_id"
+        ).df()
+    if force_pandas:
+        monkeypatch.undo()
+    return report, dict(quarantine), events
+
+
+def test_parquet_fast_path_is_taken_for_plain_types(tmp_path):
+    path = write_parquet(tmp_path, "plain", frame())
+    with connect(tmp_path / "w.duckdb") as connection:
+        assert ingestion._parquet_events_plan(connection, path) is not None
+
+
+def test_parquet_fast_path_and_text_paths_give_the_same_reasons_and_rows(tmp_path, monkeypatch):
+    expected = {line: reason for line, reason in enumerate(EXPECTED, start=1) if reason}
+    fast = ingest_one(tmp_path, write_parquet, "fast")
+    slow = ingest_one(tmp_path, write_parquet, "slow", force_pandas=True, monkeypatch=monkeypatch)
+    text = ingest_one(tmp_path, write_jsonl, "text")
+    for report, quarantine, _ in (fast, slow, text):
+        assert quarantine == expected
+        assert report.rows_in == report.rows_loaded + report.rows_quarantined == len(ROWS)
+    assert fast[0].reasons == slow[0].reasons == text[0].reasons
+    for other in (slow[2], text[2]):
+        pd.testing.assert_frame_equal(fast[2].drop(columns="context"), other.drop(columns="context"))
+        assert [json.loads(c) for c in fast[2].context] == [json.loads(c) for c in other.context]
+    assert set(fast[2].event_type) == {"click", "play", "view"}
+
+
+def test_rules_are_one_ordered_list_for_both_paths():
+    reasons = [rule.reason for rule in ingestion.EVENT_RULES]
+    assert len(reasons) == len(set(reasons))
+    assert reasons[0] == "missing field user_id" and reasons[-1] == "duplicated event_id"
+
+
+@pytest.mark.parametrize("writer", [write_parquet, write_jsonl], ids=["parquet", "jsonl"])
+def test_cross_file_duplicate_ids_are_quarantined(tmp_path, writer):
+    landing = tmp_path / "landing"
+    day1 = pd.DataFrame(
+        {"event_id": ["a", "b"], "user_id": [1, 2], "item_id": [10, 20], "event_type": "click",
+         "value": [None, None], "timestamp": [1704067200, 1704067200]}
+    )  # fmt: skip
+    day2 = day1.assign(event_id=["b", "c"], user_id=[3, 4])
+    writer(landing, "day1", day1)
+    second = writer(landing, "day2", day2)
+    with connect(tmp_path / "w.duckdb") as connection:
+        ensure_raw_schema(connection)
+        first, report = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        source1 = f"events/day1{second.suffix}"
+        reason = CROSS_FILE_DUPLICATE.format(source1)
+        assert (first.rows_loaded, first.rows_quarantined) == (2, 0)
+        assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (2, 1, 1)
+        assert report.reasons == {reason: 1}
+        assert reason == f"duplicated event_id (already ingested from {source1})"
+        events = connection.execute("select event_id, user_id from raw.events order by 1").fetchall()
+        assert events == [("a", 1), ("b", 2), ("c", 4)]
+        [(line, raw_text, stored)] = connection.execute(
+            "select line_number, raw_text, reason from raw.quarantine"
+        ).fetchall()
+        assert line == 1 and stored == reason and '"b"' in raw_text
+        # Re-ingesting a changed file still replaces its own rows: no self-duplicates.
+        writer(landing, "day1", day1.assign(user_id=[5, 6]))
+        again = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        assert [r.skipped for r in again] == [False, True]
+        assert again[0].rows_loaded == 2 and again[0].rows_quarantined == 0
+        events = connection.execute("select event_id, user_id from raw.events order by 1").fetchall()
+        assert events == [("a", 5), ("b", 6), ("c", 4)]
+
+
+def test_parquet_fast_path_rolls_back_on_failure(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    write_parquet(landing, "day", frame())
+    original = ingestion._replace_file_rows
+
+    def replace_then_crash(connection, *args, **kwargs):
+        original(connection, *args, **kwargs)
+        raise RuntimeError("simulated failure")
+
+    with connect(tmp_path / "w.duckdb") as connection:
+        monkeypatch.setattr(ingestion, "_replace_file_rows", replace_then_crash)
+        with pytest.raises(RuntimeError):
+            ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        monkeypatch.undo()
+        for name in ("events", "quarantine", "ingested_files"):
+            assert connection.execute(f"select count(*) from raw.{name}").fetchone()[0] == 0
+        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        assert report.rows_loaded == EXPECTED.count(None)
+
+
+def test_synthetic_landing_ingests_every_event(tmp_path):
+    synthetic = generate(SyntheticConfig(n_users=500, n_items=2000, n_events=50_000, days=30))
+    landing = tmp_path / "landing"
+    write_to_landing(synthetic, landing)
+    with connect(tmp_path / "w.duckdb") as connection:
+        reports = ingest_landing(connection, landing, now=NOW)
+        events = [r for r in reports if r.kind == "events"]
+        assert len(events) >= 28
+        for report in reports:
+            assert report.rows_in == report.rows_loaded + report.rows_quarantined
+            assert report.rows_quarantined == 0, report
+        assert sum(r.rows_loaded for r in events) == 50_000
+        assert connection.execute("select count(distinct event_id) from raw.events").fetchone()[0] == 50_000
+        assert connection.execute("select count(*) from raw.quarantine").fetchone()[0] == 0
