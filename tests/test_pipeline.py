@@ -71,6 +71,7 @@ def test_full_graph_deploys_the_gated_model(deployed):
         "item_features",
         "split_train",
         "dataset",
+        "dataset_statistics_report",
         "popularity_model",
         "bpr_model",
         "evaluation_report",
@@ -153,6 +154,25 @@ def test_failing_gate_keeps_the_champion(deployed, monkeypatch):
     assert "deployment" not in materialized(result)
     assert registry_of(home).production() == before
     assert json.loads(PlatformPaths(home).production_pointer.read_text())["tag"] == before.tag
+
+
+def test_drift_check_compares_the_newest_data_with_the_production_training_data(deployed):
+    home, first = deployed
+    checks = {e.check_name: e for e in first.get_asset_check_evaluations()}
+    assert checks["feature_drift_vs_production"].description == "no production model yet: nothing to compare with"
+    result = run_pipeline(home, selection=["dataset"])
+    drift = {e.check_name: e for e in result.get_asset_check_evaluations()}["feature_drift_vs_production"]
+    psi_table = drift.metadata["newest_data_psi"].value
+    assert "popularity_bucket" in psi_table and "age_bucket" in psi_table
+    assert "data:image/png;base64," in drift.metadata["newest_data_plots"].value
+
+
+def test_statistics_are_saved_next_to_the_dataset(deployed):
+    _, result = deployed
+    version = result.output_for_node("dataset")
+    stats = json.loads((Path(version.path) / "statistics.json").read_text())
+    train = {row["column"]: row for row in stats["train"]}
+    assert train["user_id"]["distinct"] == 943 and train["user_id"]["missing"] == 0
 
 
 def test_invalid_dataset_stops_everything_downstream(deployed):

@@ -1,0 +1,104 @@
+"""Drift against the production model's training data: newest data and served traffic."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recs_platform.models import PopularityRecommender
+from recs_platform.registry import ModelRegistry, write_bundle
+from recs_platform.validation.datasets import freeze
+from recs_platform.validation.monitoring import drift_against_production, production_dataset
+
+N_USERS, N_ITEMS = 200, 50
+
+
+def _tables(seed: int, young_share: float) -> dict[str, pd.DataFrame]:
+    """A small dataset whose interactions come from young users with probability ``young_share``."""
+    rng = np.random.default_rng(seed)
+    users = pd.DataFrame(
+        {
+            "user_id": np.arange(N_USERS),
+            "age_bucket": np.where(np.arange(N_USERS) < N_USERS // 2, "18-24", "45-54"),
+            "activity_level": "medium",
+            "gender": "F",
+            "occupation": "other",
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(N_ITEMS),
+            "title": "t",
+            "popularity_rank": np.arange(1, N_ITEMS + 1),
+            "release_year": 1995,
+        }
+    )
+    young = rng.random(4000) < young_share
+    user = np.where(young, rng.integers(0, N_USERS // 2, 4000), rng.integers(N_USERS // 2, N_USERS, 4000))
+    pairs = pd.DataFrame(
+        {
+            "user_id": user,
+            "item_id": rng.integers(0, N_ITEMS, 4000),
+            "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 6 * 86400, 4000), unit="s"),
+        }
+    ).drop_duplicates(["user_id", "item_id"])
+    split = rng.random(len(pairs))
+    return {
+        "train": pairs[split < 0.8],
+        "valid": pairs[(split >= 0.8) & (split < 0.9)],
+        "test": pairs[split >= 0.9],
+        "users": users,
+        "items": items,
+    }
+
+
+@pytest.fixture
+def platform(tmp_path):
+    """A registry whose production bundle was trained on a balanced dataset."""
+    reference = freeze(_tables(seed=1, young_share=0.5), tmp_path / "datasets", {})
+    model = PopularityRecommender().fit(reference.load()["train"])
+    bundle = write_bundle(tmp_path / "bundle", model, model, reference.load()["items"], {})
+    registry = ModelRegistry(tmp_path / "store", tmp_path / "pointer.json")
+    tag = registry.register(bundle, {"data_version": reference.version}, {})
+    registry.promote(tag, "test")
+    return tmp_path, registry, reference
+
+
+def test_production_dataset_is_the_one_the_served_model_was_trained_on(platform):
+    home, registry, reference = platform
+    assert production_dataset(registry, home / "datasets").version == reference.version
+
+
+def test_newest_data_drift_fires_on_a_shift_and_stays_quiet_on_a_resample(platform):
+    home, registry, _ = platform
+    same = freeze(_tables(seed=2, young_share=0.5), home / "datasets", {})
+    shifted = freeze(_tables(seed=3, young_share=0.95), home / "datasets", {})
+    quiet = drift_against_production(same, registry, home / "datasets", home / "logs", 0.2, newest_days=30)
+    loud = drift_against_production(shifted, registry, home / "datasets", home / "logs", 0.2, newest_days=30)
+    assert [c.name for c in quiet] == ["newest_data"] and quiet[0].report.passed
+    assert loud[0].report.drifted_features == ["age_bucket"]
+
+
+def test_serving_logs_are_compared_once_they_exist(platform):
+    home, registry, reference = platform
+    logs = home / "logs"
+    logs.mkdir()
+    lines = [
+        {
+            "timestamp": "2024-01-08T10:00:00+00:00",
+            "user_id": u,
+            "k": 2,
+            "model_version": "m",
+            "fallback": False,
+            "item_ids": [1, 2],
+            "scores": [2.0, 1.0],
+            "latency_ms": 3.0,
+            "request_id": str(u),
+        }
+        for u in range(N_USERS // 2)  # only young users are served: skewed against training
+    ]
+    (logs / "2024-01-08.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    comparisons = drift_against_production(reference, registry, home / "datasets", logs, 0.2, newest_days=30)
+    serving = {c.name: c for c in comparisons}["serving"]
+    assert "age_bucket" in serving.report.drifted_features
