@@ -36,6 +36,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/pipeline.py --home var/bench
 	$(BIN)/python bench/serving_latency.py --home var/bench
+	$(BIN)/python bench/ingestion_scale.py --sizes 1000000 10000000
 
 clean:
 	rm -rf var .pytest_cache dbt_project/target dbt_project/logs
