@@ -12,6 +12,7 @@ from assets.automation import (
     ingest_events_job,
     landing_zone_sensor,
     pipeline_job,
+    retrain_on_new_data,
     weekly_retrain,
 )
 from assets.datasets import dataset
@@ -42,7 +43,7 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
         asset_checks=[quarantine_rate, events_are_fresh, feature_drift_vs_production, deployment_gates],
         jobs=[ingest_events_job, pipeline_job, freshness_job],
         schedules=[weekly_retrain, freshness_schedule],
-        sensors=[landing_zone_sensor],
+        sensors=[landing_zone_sensor, retrain_on_new_data],
         resources=resources_for(env, home),
     )
 

@@ -106,6 +106,20 @@ def test_sensor_reingests_a_rewritten_file_as_its_own_partition(tmp_path, monkey
     assert request.partition_key == "2024-01-01.parquet"
 
 
+def test_sensor_ignores_a_file_rewritten_with_identical_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECS_HOME", str(tmp_path))
+    landing = tmp_path / "landing"
+    instance = dg.DagsterInstance.ephemeral()
+    write_landing_file(_event("2024-01-01"), landing, "events", "2024-01-01")
+    context = dg.build_sensor_context(instance=instance)
+    landing_zone_sensor(context)
+    instance.add_dynamic_partitions("landed_event_files", ["2024-01-01.parquet"])
+
+    write_landing_file(_event("2024-01-01"), landing, "events", "2024-01-01")  # same content, new mtime
+    result = landing_zone_sensor(dg.build_sensor_context(cursor=context.cursor, instance=instance))
+    assert isinstance(result, dg.SkipReason)
+
+
 def test_sensor_reruns_the_pipeline_when_a_catalog_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("RECS_HOME", str(tmp_path))
     users = pd.DataFrame({"user_id": [1], "age": [30], "gender": ["F"], "occupation": ["x"], "zip_code": ["1"]})
