@@ -53,7 +53,14 @@ def train(
     tables = dataset.load()
     model = RECOMMENDERS[recommender](**params)
     started = time.perf_counter()
-    model.fit(tables["train"], catalog_items=tables["items"].item_id, valid=tables["valid"], log=log)
+    model.fit(
+        tables["train"],
+        catalog_items=tables["items"].item_id,
+        valid=tables["valid"],
+        log=log,
+        users=tables["users"],
+        items=tables["items"],
+    )
     fit_seconds = time.perf_counter() - started
     version = code_version()
     model.metadata.update(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -50,6 +51,16 @@ class IdMap:
         return np.searchsorted(self.ids, ids)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What ``_fit`` learns from, already mapped to dense indices."""
+
+    matrix: sp.csr_matrix  # binary user x item
+    interactions: pd.DataFrame  # training rows with user_index, item_index (and timestamp when given)
+    users: pd.DataFrame | None  # user features, or None
+    items: pd.DataFrame | None  # item features, or None
+
+
 def register(cls: type[Recommender]) -> type[Recommender]:
     """Class decorator that makes a recommender loadable by its ``name``."""
     RECOMMENDERS[cls.name] = cls
@@ -80,21 +91,34 @@ class Recommender(ABC):
         catalog_items: Iterable[int] | None = None,
         valid: pd.DataFrame | None = None,
         log: Logger | None = None,
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
     ) -> Self:
-        """Fit on ``train``; ``valid`` enables early stopping for models that support it."""
+        """Fit on ``train``; ``valid`` enables early stopping for models that support it.
+
+        ``users`` and ``items`` are the feature tables (``user_features`` / ``item_features``)
+        for recommenders that use side information; the others ignore them.
+        """
         if train.empty:
             raise ValueError(f"{self.name}: cannot fit on an empty training set")
         missing = {"user_id", "item_id"} - set(train.columns)
         if missing:
             raise ValueError(f"{self.name}: training data lacks columns {sorted(missing)}")
-        items = train.item_id.to_numpy()
+        item_ids = train.item_id.to_numpy()
         if catalog_items is not None:
-            items = np.concatenate([items, np.fromiter(catalog_items, dtype=np.int64)])
-        self.user_map, self.item_map = IdMap(train.user_id.to_numpy()), IdMap(items)
+            item_ids = np.concatenate([item_ids, np.fromiter(catalog_items, dtype=np.int64)])
+        self.user_map, self.item_map = IdMap(train.user_id.to_numpy()), IdMap(item_ids)
         self.seen = self.interaction_matrix(train)
+        data = TrainingData(self.seen, self._indexed(train), users, items)
         validate = self._validator(valid) if valid is not None and not valid.empty else None
-        self._fit(self.seen, validate=validate, log=log or (lambda message: None))
+        self._fit(data, validate=validate, log=log or (lambda message: None))
         return self
+
+    def _indexed(self, interactions: pd.DataFrame) -> pd.DataFrame:
+        """Interactions with dense ``user_index`` and ``item_index`` columns added."""
+        return interactions.assign(
+            user_index=self.user_map.index(interactions.user_id), item_index=self.item_map.index(interactions.item_id)
+        )
 
     def interaction_matrix(self, interactions: pd.DataFrame) -> sp.csr_matrix:
         """Binary user x item matrix of the known users' and items' interactions."""
@@ -117,8 +141,8 @@ class Recommender(ABC):
         return validate
 
     @abstractmethod
-    def _fit(self, matrix: sp.csr_matrix, validate: Callable[[], float] | None, log: Logger) -> None:
-        """Learn from the binary user x item matrix."""
+    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+        """Learn from the training data (binary matrix, indexed interactions, side information)."""
 
     @abstractmethod
     def _score(self, user_index: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recs_platform.models.base import Logger, Recommender, register
+from recs_platform.models.base import Logger, Recommender, TrainingData, register
 
 
 @register
@@ -34,7 +34,8 @@ class BPRRecommender(Recommender):
         "seed": 2020,
     }
 
-    def _fit(self, matrix: sp.csr_matrix, validate: Callable[[], float] | None, log: Logger) -> None:
+    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+        matrix = data.matrix
         params = self.params
         rng = np.random.default_rng(params["seed"])
         torch.manual_seed(params["seed"])

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
-from recs_platform.models.base import Logger, Recommender, register
+from recs_platform.models.base import Logger, Recommender, TrainingData, register
 
 
 @register
@@ -17,8 +16,8 @@ class PopularityRecommender(Recommender):
     name = "popularity"
     is_learned = False
 
-    def _fit(self, matrix: sp.csr_matrix, validate: Callable[[], float] | None, log: Logger) -> None:
-        self.counts = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float32)
+    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+        self.counts = np.asarray(data.matrix.sum(axis=0)).ravel().astype(np.float32)
         log(f"popularity: counted {int(self.counts.sum())} interactions over {len(self.counts)} items")
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
