@@ -18,15 +18,17 @@ from assets.automation import (
 from assets.datasets import dataset
 from assets.dbt import dbt_models
 from assets.deployment import candidate_model, deployment, deployment_gates
-from assets.evaluation import evaluation_report
+from assets.evaluation import evaluation_report_asset
 from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
-from assets.models import MODEL_ASSETS
+from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
-from assets.resources import resources_for
+from assets.resources import resources_for, sweeps_path
+from recs_platform.sweeps import load_sweeps
 
 
 def build_definitions(env: str | None = None, home: Path | None = None) -> dg.Definitions:
     """Definitions for one environment; tests pass a temporary home."""
+    models = model_assets(load_sweeps(sweeps_path(env)))
     return dg.Definitions(
         assets=[
             landing_zone,
@@ -35,8 +37,8 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             dbt_models,
             dataset,
             dataset_statistics_report,
-            *MODEL_ASSETS,
-            evaluation_report,
+            *models,
+            evaluation_report_asset([model.key for model in models]),
             candidate_model,
             deployment,
         ],

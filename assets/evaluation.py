@@ -2,18 +2,22 @@
 
 import dagster as dg
 
-from assets.models import MODEL_ASSETS
 from assets.resources import StorageResource
 from recs_platform.evaluation.report import EvaluationReport, build_report
 from recs_platform.training import ModelArtifact
 from recs_platform.validation.datasets import DatasetVersion
 
 
-@dg.asset(
-    group_name="evaluation",
-    automation_condition=dg.AutomationCondition.eager(),
-    ins={asset.key.path[-1]: dg.AssetIn(asset.key) for asset in MODEL_ASSETS},
-)
+def evaluation_report_asset(model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The report asset over every model asset of the graph."""
+    return dg.asset(
+        name="evaluation_report",
+        group_name="evaluation",
+        automation_condition=dg.AutomationCondition.eager(),
+        ins={key.path[-1]: dg.AssetIn(key) for key in model_keys},
+    )(evaluation_report)
+
+
 def evaluation_report(
     context: dg.AssetExecutionContext, dataset: DatasetVersion, storage: StorageResource, **models: ModelArtifact
 ) -> dg.Output[EvaluationReport]:

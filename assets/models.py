@@ -1,63 +1,73 @@
-"""One asset per recommender, all trained through the same library call."""
+"""One asset per recommender; each configuration of its sweep trains as its own step."""
+
+import json
 
 import dagster as dg
 from pydantic import Field
 
 from assets.resources import StorageResource
-from recs_platform.models import BPRRecommender
-from recs_platform.training import ModelArtifact, train
+from recs_platform.sweeps import SweepConfig, SweepResult, best, sweep_table, train_and_validate
+from recs_platform.training import ModelArtifact
 from recs_platform.validation.datasets import DatasetVersion
 
-BPR = BPRRecommender.defaults
+
+class SweepRunConfig(dg.Config):
+    """Launchpad overrides for one run of a sweep."""
+
+    override_params_json: str = Field(
+        default="{}", description='JSON object merged into every configuration, e.g. {"epochs": 5}.'
+    )
 
 
-class PopularityConfig(dg.Config):
-    """The popularity baseline has no hyperparameters."""
+def recommender_asset(name: str, configs: list[SweepConfig]) -> dg.AssetsDefinition:
+    """The graph-backed asset ``<name>_model``: plan configurations → train each → select on validation."""
 
+    @dg.op(name=f"{name}_configurations", out=dg.DynamicOut(SweepConfig))
+    def plan(config: SweepRunConfig):
+        override = json.loads(config.override_params_json)
+        for sweep_config in configs:
+            params = {**sweep_config.params, **override}
+            yield dg.DynamicOutput(
+                SweepConfig(name, sweep_config.config_id, params), mapping_key=sweep_config.config_id
+            )
 
-class BPRConfig(dg.Config):
-    """BPR matrix factorization hyperparameters (editable in the Launchpad)."""
+    @dg.op(name=f"{name}_train", tags={"recommender": name})
+    def train_one(
+        context: dg.OpExecutionContext, sweep_config: SweepConfig, dataset: DatasetVersion, storage: StorageResource
+    ) -> SweepResult:
+        result = train_and_validate(sweep_config, dataset, storage.paths.artifacts, log=context.log.info)
+        context.log.info(f"{sweep_config.config_id} {sweep_config.params}: valid ndcg@10 {result.valid['ndcg@10']:.4f}")
+        return result
 
-    factors: int = Field(default=BPR["factors"], description="Embedding size.")
-    epochs: int = Field(default=BPR["epochs"], description="Maximum training epochs.")
-    batch_size: int = Field(default=BPR["batch_size"], description="Triples per gradient step.")
-    learning_rate: float = Field(default=BPR["learning_rate"], description="Adam learning rate.")
-    weight_decay: float = Field(default=BPR["weight_decay"], description="L2 penalty applied by Adam.")
-    eval_every: int = Field(default=BPR["eval_every"], description="Epochs between validation NDCG@10 evaluations.")
-    patience: int = Field(default=BPR["patience"], description="Evaluations without improvement before stopping.")
-    seed: int = Field(default=BPR["seed"], description="Seed for initialisation and negative sampling.")
+    @dg.op(name=f"{name}_select")
+    def select(results: list[SweepResult]) -> dg.Output[ModelArtifact]:
+        chosen = best(results)
+        return dg.Output(
+            chosen.artifact,
+            metadata={
+                "recommender": name,
+                "chosen_config": chosen.config.config_id,
+                "params": dg.MetadataValue.json(chosen.config.params),
+                "valid_ndcg@10": chosen.valid["ndcg@10"],
+                "configurations": len(results),
+                "sweep": dg.MetadataValue.md(sweep_table(results).to_markdown(index=False, floatfmt=".4f")),
+                "data_version": chosen.artifact.data_version,
+                "code_version": chosen.artifact.code_version,
+                "path": dg.MetadataValue.path(chosen.artifact.path),
+            },
+        )
 
-
-def recommender_asset(name: str, config_class: type[dg.Config], description: str) -> dg.AssetsDefinition:
-    """Build the asset that trains recommender ``name`` on the frozen dataset."""
-
-    @dg.asset(
+    @dg.graph_asset(
         name=f"{name}_model",
         group_name="models",
-        description=description,
-        kinds={"pytorch" if name == "bpr" else "python"},
+        description=f"{name}: best of {len(configs)} configuration(s) on validation NDCG@10.",
         automation_condition=dg.AutomationCondition.eager(),
     )
-    def _model(
-        context: dg.AssetExecutionContext, config: config_class, dataset: DatasetVersion, storage: StorageResource
-    ) -> dg.Output[ModelArtifact]:
-        artifact = train(name, config.model_dump(), dataset, storage.paths.artifacts, log=context.log.info)
-        metadata = {
-            "recommender": name,
-            "data_version": artifact.data_version,
-            "code_version": artifact.code_version,
-            "fit_seconds": round(artifact.fit_seconds, 2),
-            "params": dg.MetadataValue.json(artifact.params),
-            "path": dg.MetadataValue.path(artifact.path),
-        }
-        for key in ("best_valid_ndcg@10", "epochs_trained"):
-            if key in artifact.metadata:
-                metadata[key] = artifact.metadata[key]
-        return dg.Output(artifact, metadata=metadata)
+    def model(dataset: DatasetVersion) -> ModelArtifact:
+        return select(plan().map(lambda sweep_config: train_one(sweep_config, dataset)).collect())
 
-    return _model
+    return model
 
 
-popularity_model = recommender_asset("popularity", PopularityConfig, "Global popularity baseline.")
-bpr_model = recommender_asset("bpr", BPRConfig, "BPR matrix factorization (PyTorch, CPU, seeded).")
-MODEL_ASSETS = [popularity_model, bpr_model]
+def model_assets(sweeps: dict[str, list[SweepConfig]]) -> list[dg.AssetsDefinition]:
+    return [recommender_asset(name, configs) for name, configs in sweeps.items()]

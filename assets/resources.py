@@ -95,6 +95,16 @@ class GateSettings(dg.ConfigurableResource):
     )
 
 
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+def sweeps_path(env: str | None = None) -> Path:
+    """The recommender sweep file: ``RECS_SWEEPS`` if set, else the environment's default."""
+    env = env or os.environ.get("RECS_ENV", "dev")
+    default = CONFIG_DIR / ("recommenders.ci.yaml" if env == "ci" else "recommenders.yaml")
+    return Path(os.environ.get("RECS_SWEEPS", default))
+
+
 def resources_for(env: str | None = None, home: Path | None = None) -> dict[str, object]:
     """All resources for one environment; the only place where environments differ."""
     env = env or os.environ.get("RECS_ENV", "dev")

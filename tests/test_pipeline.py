@@ -22,6 +22,9 @@ from recs_platform.settings import PlatformPaths
 REPO = Path(__file__).resolve().parent.parent
 MOVIELENS = Path(os.environ.get("RECS_MOVIELENS_DIR", REPO.parent / "shared" / "data" / "ml-100k"))
 GATES = {"threshold", "beats_baselines", "no_regression"}
+FEW_EPOCHS = {
+    "ops": {"bpr_model": {"ops": {"bpr_configurations": {"config": {"override_params_json": '{"epochs": 5}'}}}}}
+}
 
 
 def run_pipeline(
@@ -87,6 +90,10 @@ def test_full_graph_deploys_the_gated_model(deployed):
     bpr_test = report.scores["bpr"].test
     assert record.metrics == pytest.approx(bpr_test)
     assert bpr_test["ndcg@10"] > report.scores["popularity"].test["ndcg@10"]
+    bpr_materialization = next(
+        m.materialization for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("bpr_model")
+    )
+    assert "valid_ndcg@10" in bpr_materialization.metadata["sweep"].value
     metadata = registry_of(home).metadata(record.tag)
     assert metadata["data_version"] == result.output_for_node("dataset").version
     assert metadata["code_version"].startswith("src-")
@@ -146,7 +153,7 @@ def test_failing_gate_keeps_the_champion(deployed, monkeypatch):
     home, _ = deployed
     before = registry_of(home).production()
     monkeypatch.setenv("RECS_GATE_MIN_NDCG", "0.99")
-    result = run_pipeline(home, run_config={"ops": {"bpr_model": {"config": {"epochs": 5}}}})
+    result = run_pipeline(home, run_config=FEW_EPOCHS)
 
     gates = gate_results(result)
     assert not gates["threshold"].passed
