@@ -2,12 +2,27 @@
 
 from recs_platform.models.base import RECOMMENDERS, Recommender, load_recommender
 from recs_platform.models.bpr import BPRRecommender
+from recs_platform.models.heuristics import (
+    CooccurrenceRecommender,
+    RecentHistoryRecommender,
+    SegmentPopularityRecommender,
+)
+from recs_platform.models.neighbors import EASERecommender, ItemKNNRecommender
 from recs_platform.models.popularity import PopularityRecommender
+from recs_platform.models.sasrec import SASRecRecommender
+from recs_platform.models.two_tower import TwoTowerRecommender
 
 __all__ = [
     "RECOMMENDERS",
     "BPRRecommender",
+    "CooccurrenceRecommender",
+    "EASERecommender",
+    "ItemKNNRecommender",
     "PopularityRecommender",
+    "RecentHistoryRecommender",
     "Recommender",
+    "SASRecRecommender",
+    "SegmentPopularityRecommender",
+    "TwoTowerRecommender",
     "load_recommender",
 ]

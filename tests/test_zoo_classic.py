@@ -1,0 +1,269 @@
+"""Classic recommenders (segment popularity, recent history, co-occurrence, item-kNN, EASE):
+the shared contract plus small known-answer tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers_recommenders import RecommenderContract
+
+from recs_platform.models import (
+    RECOMMENDERS,
+    CooccurrenceRecommender,
+    EASERecommender,
+    ItemKNNRecommender,
+    PopularityRecommender,
+    RecentHistoryRecommender,
+    Recommender,
+    SegmentPopularityRecommender,
+)
+from recs_platform.models.neighbors import MAX_EASE_ITEMS
+
+
+class TestSegmentPopularity(RecommenderContract):
+    def make_recommender(self, **params) -> SegmentPopularityRecommender:
+        return SegmentPopularityRecommender(**params)
+
+    @pytest.fixture
+    def fitted(self, train: pd.DataFrame) -> SegmentPopularityRecommender:
+        # Two segments plus users without features, so the contract covers every scoring path.
+        users = pd.DataFrame({"user_id": np.arange(10), "age_bucket": ["a", "b"] * 5, "gender": "f"})
+        return self.make_recommender().fit(train, users=users)
+
+
+class TestRecentHistory(RecommenderContract):
+    def make_recommender(self, **params) -> RecentHistoryRecommender:
+        return RecentHistoryRecommender(**params)
+
+
+class TestCooccurrence(RecommenderContract):
+    def make_recommender(self, **params) -> CooccurrenceRecommender:
+        return CooccurrenceRecommender(**params)
+
+
+class TestItemKNN(RecommenderContract):
+    def make_recommender(self, **params) -> ItemKNNRecommender:
+        return ItemKNNRecommender(**params)
+
+
+class TestEASE(RecommenderContract):
+    def make_recommender(self, **params) -> EASERecommender:
+        return EASERecommender(**{"l2": 10.0, **params})
+
+
+def test_all_are_registered() -> None:
+    classes = [
+        SegmentPopularityRecommender,
+        RecentHistoryRecommender,
+        CooccurrenceRecommender,
+        ItemKNNRecommender,
+        EASERecommender,
+    ]
+    assert all(RECOMMENDERS[cls.name] is cls for cls in classes)
+    assert [cls.is_learned for cls in classes] == [False, False, False, True, True]
+
+
+def frame(pairs: list[tuple[int, int]], with_time: bool = True) -> pd.DataFrame:
+    """Interactions in the given order; timestamps (one hour apart) follow that order."""
+    result = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    if with_time:
+        result["timestamp"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(result)), unit="h")
+    return result
+
+
+def items_of(recs: pd.DataFrame, user: int) -> list[int]:
+    return recs[recs.user_id == user].item_id.tolist()
+
+
+# -- segment popularity ---------------------------------------------------------------------------
+
+# Segment ("young", "f") = users 1-3, whose favourite is item 10 (users 1 and 2);
+# ("old", "m") = users 4-7, who all watched 20, the global favourite (4 vs 2). User 8 has no age.
+SEGMENT_TRAIN = frame([(1, 10), (2, 10), (3, 30), (4, 20), (5, 20), (6, 20), (7, 20), (7, 30), (8, 40)])
+SEGMENT_USERS = pd.DataFrame(
+    {
+        "user_id": [1, 2, 3, 4, 5, 6, 7, 8],
+        "age_bucket": ["young"] * 3 + ["old"] * 4 + [None],
+        "gender": ["f"] * 3 + ["m"] * 4 + ["f"],
+    }
+)
+
+
+def test_segment_popularity_ranks_the_segment_favourite_first() -> None:
+    model = SegmentPopularityRecommender().fit(SEGMENT_TRAIN, users=SEGMENT_USERS)
+    recs = model.recommend([3, 5, 8], k=3)
+    assert items_of(recs, 3) == [10, 20, 40]  # the segment's favourite, then global popularity
+    assert items_of(recs, 5) == [30, 10, 40]  # 30 is watched once in segment ("old", "m")
+    assert items_of(recs, 8) == [20, 10, 30]  # unknown segment: global popularity (ties by id)
+    # Without user features everyone gets global popularity.
+    plain = SegmentPopularityRecommender().fit(SEGMENT_TRAIN)
+    assert items_of(plain.recommend([3], k=2), 3) == [20, 10]
+
+
+def test_recommend_for_segment_serves_cold_users() -> None:
+    model = SegmentPopularityRecommender().fit(SEGMENT_TRAIN, users=SEGMENT_USERS)
+    young = model.recommend_for_segment({"age_bucket": "young", "gender": "f"}, k=3)
+    assert young.item_id.tolist() == [10, 30, 20]
+    assert young["rank"].tolist() == [1, 2, 3]
+    # Unseen combination, missing column, missing value: global popularity.
+    for values in ({"age_bucket": "young", "gender": "m"}, {"gender": "f"}, {"age_bucket": None, "gender": "f"}):
+        assert model.recommend_for_segment(values, k=2).item_id.tolist() == [20, 10], values
+
+
+def test_segment_values_are_matched_by_string_form(tmp_path) -> None:
+    ages = pd.Series([25, 25, 25, 50, 50, 50, 50, None], dtype=object)
+    model = SegmentPopularityRecommender(segment_columns=["age_bucket"])
+    model.fit(SEGMENT_TRAIN, users=SEGMENT_USERS.assign(age_bucket=ages))
+    loaded = Recommender.load(model.save(tmp_path / "model"))
+    assert loaded.recommend_for_segment({"age_bucket": 25}, k=1).item_id.tolist() == [10]
+    assert loaded.recommend_for_segment({"age_bucket": "50"}, k=1).item_id.tolist() == [20]
+
+
+# -- recent history -------------------------------------------------------------------------------
+
+# User 1 watched 30, then 20 twice, then 10: 10 is the most recent, 20 the most frequent.
+# Global popularity: 40 (3 users) > 50 (2) > 10, 20, 30 (1 each).
+HISTORY_TRAIN = frame([(1, 30), (1, 20), (1, 20), (1, 10), (2, 40), (3, 40), (4, 40), (2, 50), (3, 50)])
+
+
+def test_recent_history_repeats_the_user_history_first() -> None:
+    recent = RecentHistoryRecommender().fit(HISTORY_TRAIN)
+    assert RecentHistoryRecommender.repeat_consumption
+    assert items_of(recent.recommend([1], k=5, exclude_seen=False), 1) == [10, 20, 30, 40, 50]
+    frequent = RecentHistoryRecommender(mode="frequent").fit(HISTORY_TRAIN)
+    assert items_of(frequent.recommend([1], k=5, exclude_seen=False), 1) == [20, 10, 30, 40, 50]
+
+
+def test_recent_history_with_seen_items_masked_is_popularity() -> None:
+    model = RecentHistoryRecommender().fit(HISTORY_TRAIN)
+    popularity = PopularityRecommender().fit(HISTORY_TRAIN)
+    users = [1, 2, 3, 4]
+    pd.testing.assert_series_equal(
+        model.recommend(users, k=5).item_id, popularity.recommend(users, k=5).item_id, check_names=False
+    )
+
+
+def test_recent_history_without_timestamps_uses_row_order() -> None:
+    model = RecentHistoryRecommender().fit(HISTORY_TRAIN.drop(columns="timestamp"))
+    assert items_of(model.recommend([1], k=3, exclude_seen=False), 1) == [10, 20, 30]
+
+
+def test_recent_history_rejects_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        RecentHistoryRecommender(mode="random").fit(HISTORY_TRAIN)
+
+
+# -- co-occurrence --------------------------------------------------------------------------------
+
+# Baskets: {10, 20}, {10, 20, 30}, {20, 30}, {30, 40} and user 5's {40, then 10}. Co-occurrence:
+# c(10,20) = 2, c(20,30) = 2, c(10,30) = c(30,40) = c(10,40) = 1; item counts 3, 3, 3, 2.
+BASKETS = frame([(1, 10), (1, 20), (2, 10), (2, 20), (2, 30), (3, 20), (3, 30), (4, 30), (4, 40), (5, 40), (5, 10)])
+
+
+def test_cooccurrence_counts_items_bought_together() -> None:
+    model = CooccurrenceRecommender(normalize=False).fit(BASKETS)
+    # Last two items of user 5 are 10 and 40: 20 -> 2 + 0, 30 -> 1 + 1.
+    recs = model.recommend([5], k=3)
+    assert items_of(recs, 5) == [20, 30]
+    assert recs.score.tolist() == [2.0, 2.0]
+    # Only the last item (10): 20 -> 2, 30 -> 1.
+    recs = CooccurrenceRecommender(normalize=False, n_last=1).fit(BASKETS).recommend([5], k=3)
+    assert recs.score.tolist() == [2.0, 1.0]
+    # Reversing the timestamps makes 40 the last item: only 30 co-occurs with it.
+    reversed_time = BASKETS.assign(timestamp=BASKETS.timestamp.to_numpy()[::-1])
+    recs = CooccurrenceRecommender(normalize=False, n_last=1).fit(reversed_time).recommend([5], k=3)
+    assert items_of(recs, 5)[0] == 30 and recs.score.iloc[0] == 1.0
+
+
+def test_cooccurrence_normalizes_by_sqrt_popularity() -> None:
+    model = CooccurrenceRecommender(n_last=1).fit(BASKETS)
+    # User 5's last item is 10: c(10,20) / sqrt(n_10 n_20) = 2 / 3, c(10,30) / sqrt(n_10 n_30) = 1 / 3.
+    recs = model.recommend([5], k=2)
+    assert items_of(recs, 5) == [20, 30]
+    np.testing.assert_allclose(recs.score, [2 / 3, 1 / 3], rtol=1e-6)
+
+
+def test_cooccurrence_without_timestamps_still_ranks() -> None:
+    recs = CooccurrenceRecommender(normalize=False).fit(BASKETS.drop(columns="timestamp")).recommend([5], k=2)
+    assert items_of(recs, 5) == [20, 30]
+
+
+# -- item-kNN -------------------------------------------------------------------------------------
+
+# Items 1, 2, 3 with users {1, 2}, {1, 2, 3}, {1}: n = 3, 2, 1; c12 = 2, c13 = 1, c23 = 1.
+KNN_TRAIN = frame([(1, 1), (1, 2), (2, 1), (2, 2), (2, 3), (3, 1)])
+
+
+def knn_expected(shrinkage: float) -> np.ndarray:
+    counts, co = np.array([3.0, 2.0, 1.0]), np.array([[0, 2, 1], [2, 0, 1], [1, 1, 0]], dtype=float)
+    return co / (np.sqrt(np.outer(counts, counts)) + shrinkage)
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 1.0])
+def test_item_knn_similarity_is_shrunk_cosine(shrinkage: float) -> None:
+    model = ItemKNNRecommender(shrinkage=shrinkage).fit(KNN_TRAIN)
+    np.testing.assert_allclose(model.similarity.toarray(), knn_expected(shrinkage), rtol=1e-6)
+
+
+def test_item_knn_keeps_the_top_neighbours_per_item() -> None:
+    model = ItemKNNRecommender(neighbors=1, shrinkage=0.0).fit(KNN_TRAIN)
+    expected = knn_expected(0.0)
+    # Item 1's best neighbour is 2 (2/sqrt6 > 1/sqrt3); item 2's is 1; item 3's is 2 (1/sqrt2).
+    kept = np.zeros_like(expected)
+    for row, col in [(0, 1), (1, 0), (2, 1)]:
+        kept[row, col] = expected[row, col]
+    np.testing.assert_allclose(model.similarity.toarray(), kept, rtol=1e-6)
+    # User 3 saw only item 1, so scores are row 1 of the pruned similarity: item 2 then 3 (0).
+    recs = model.recommend([3], k=2)
+    assert items_of(recs, 3) == [2, 3]
+    np.testing.assert_allclose(recs.score, [expected[0, 1], 0.0], rtol=1e-6)
+
+
+# -- EASE -----------------------------------------------------------------------------------------
+
+
+def test_ease_matches_the_closed_form() -> None:
+    rng = np.random.default_rng(3)
+    dense = (rng.random((30, 12)) < 0.3).astype(float)
+    dense[np.arange(30), np.arange(30) % 12] = 1.0  # every user and every item occurs
+    users, items = np.nonzero(dense)
+    model = EASERecommender(l2=5.0).fit(pd.DataFrame({"user_id": users, "item_id": items}))
+    precision = np.linalg.inv(dense.T @ dense + 5.0 * np.eye(12))
+    expected = np.eye(12) - precision @ np.diag(1.0 / np.diag(precision))
+    np.testing.assert_allclose(model.weights, expected, atol=1e-6)
+    np.testing.assert_allclose(model._score(np.arange(30)), dense @ expected, atol=1e-5)
+
+
+def test_ease_refuses_huge_catalogs() -> None:
+    train = frame([(1, 0), (1, 1)])
+    with pytest.raises(ValueError, match="item_knn"):
+        EASERecommender().fit(train, catalog_items=range(MAX_EASE_ITEMS + 1))
+
+
+# -- block structure ------------------------------------------------------------------------------
+
+
+def block_dataset(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users 0..19 consume items 0..9, users 20..39 items 100..109; each holds out one item."""
+    rng = np.random.default_rng(seed)
+    train, held_out = [], []
+    for user in range(40):
+        items = rng.permutation(np.arange(10) if user < 20 else np.arange(100, 110))
+        train += [(user, int(item)) for item in items[1:]]
+        held_out.append((user, int(items[0])))
+    return frame(train), pd.DataFrame(held_out, columns=["user_id", "item_id"])
+
+
+def hit_rate_at_3(model: Recommender, held_out: pd.DataFrame) -> float:
+    recs = model.recommend(held_out.user_id, k=3)
+    hits = recs.merge(held_out, on=["user_id", "item_id"])
+    return len(hits) / len(held_out)
+
+
+@pytest.mark.parametrize("model", [EASERecommender(l2=10.0), ItemKNNRecommender()], ids=lambda m: m.name)
+def test_neighbour_models_learn_block_structure(model: Recommender) -> None:
+    train, held_out = block_dataset()
+    score = hit_rate_at_3(model.fit(train), held_out)
+    assert score >= 0.9
+    assert score > hit_rate_at_3(PopularityRecommender().fit(train), held_out)
