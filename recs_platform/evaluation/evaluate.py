@@ -13,6 +13,7 @@ from recs_platform.evaluation.metrics import METRICS
 from recs_platform.models.base import Recommender
 
 DEFAULT_METRICS = ("ndcg", "recall", "hit", "mrr", "precision")
+ALL_METRICS = (*DEFAULT_METRICS, "map")
 
 
 @dataclass
@@ -50,15 +51,25 @@ def hit_matrix(run: pd.DataFrame, ground_truth: pd.DataFrame, users: np.ndarray,
 
 
 def score_run(
-    run: pd.DataFrame, ground_truth: pd.DataFrame, k: int, metrics: Sequence[str] = DEFAULT_METRICS
+    run: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    k: int,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    ks: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Per-user metrics of a run against ground truth (users without ground truth are dropped)."""
+    """Per-user metrics of a run against ground truth (users without ground truth are dropped).
+
+    ``ks`` scores several cutoffs from one hit matrix (columns ``ndcg@5, ndcg@10, ...``);
+    without it only ``k`` is scored.
+    """
+    ks = sorted(set(ks)) if ks else [k]
     users = np.sort(ground_truth.user_id.unique())
     n_relevant = ground_truth.groupby("user_id").size().reindex(users).to_numpy()
-    hits = hit_matrix(run, ground_truth, users, k)
+    hits = hit_matrix(run, ground_truth, users, max(ks))
     per_user = pd.DataFrame({"user_id": users, "n_relevant": n_relevant})
     for name in metrics:
-        per_user[f"{name}@{k}"] = METRICS[name](hits, n_relevant)
+        for cutoff in ks:
+            per_user[f"{name}@{cutoff}"] = METRICS[name](hits[:, :cutoff], n_relevant)
     return per_user
 
 
@@ -68,18 +79,21 @@ def evaluate(
     k: int = 10,
     exclude: pd.DataFrame | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    ks: Sequence[int] | None = None,
 ) -> EvaluationResult:
     """Rank the full catalog for every ground-truth user the model knows and score the top k.
 
     Training items are always masked; ``exclude`` masks more (the validation items at test
-    time). Users unknown to the model are counted in ``n_skipped_users``.
+    time). Users unknown to the model are counted in ``n_skipped_users``. With ``ks`` the
+    catalog is ranked once to ``max(ks)`` and every cutoff is scored; ``k`` is then ignored.
     """
+    k = max(ks) if ks else k
     truth = ground_truth[["user_id", "item_id"]].drop_duplicates()
     users = np.sort(truth.user_id.unique())
     known = recommender.known_users(users)
     truth = truth[truth.user_id.isin(users[known])]
     run = recommender.recommend(users[known], k=k, exclude=exclude)
-    per_user = score_run(run, truth, k, metrics)
+    per_user = score_run(run, truth, k, metrics, ks)
     summary = {column: float(per_user[column].mean()) for column in per_user.columns[2:]}
     return EvaluationResult(
         recommender=recommender.name,

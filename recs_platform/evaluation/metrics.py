@@ -48,10 +48,22 @@ def mrr_at_k(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
     return np.where(hits.any(axis=1), 1.0 / (first + 1), 0.0)
 
 
+def map_at_k(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
+    """Sum of precision@i at each hit rank i, over min(n_relevant, k) (RecBole's MAP@k).
+
+    ranx and trec_eval divide by n_relevant instead, so they give lower values for users
+    with more relevant items than k; RecBole's cap makes a perfect top-k list score 1.
+    """
+    k = hits.shape[1]
+    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return (precision * hits).sum(axis=1) / np.clip(n_relevant, 1, k)
+
+
 METRICS: dict[str, Metric] = {
     "ndcg": ndcg_at_k,
     "recall": recall_at_k,
     "hit": hit_rate_at_k,
     "mrr": mrr_at_k,
     "precision": precision_at_k,
+    "map": map_at_k,
 }
