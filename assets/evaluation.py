@@ -1,9 +1,12 @@
 """Every recommender through the same evaluation; one comparison report."""
 
 import dagster as dg
+from pydantic import Field
 
 from assets.resources import StorageResource
+from recs_platform.evaluation.html_report import write_html_report
 from recs_platform.evaluation.report import EvaluationReport, build_report
+from recs_platform.evaluation.suite import full_evaluation
 from recs_platform.training import ModelArtifact
 from recs_platform.validation.datasets import DatasetVersion
 
@@ -40,3 +43,51 @@ def evaluation_report(
     for name, scores in report.scores.items():
         metadata[f"{name}_test_ndcg@10"] = scores.test["ndcg@10"]
     return dg.Output(report, metadata=metadata)
+
+
+class SuiteConfig(dg.Config):
+    """What the evaluation suite computes (editable in the Launchpad)."""
+
+    ks: list[int] = Field(default=[5, 10, 20], description="Cutoffs for every accuracy metric.")
+    custom_metrics: list[str] = Field(
+        default=["recs_platform.evaluation.custom:long_tail_share"],
+        description='Extra metrics: registered names, "module:function" paths or recs_platform.metrics entry points.',
+    )
+
+
+def evaluation_suite_asset(model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The beyond-accuracy suite over every model asset of the graph."""
+    return dg.asset(
+        name="evaluation_suite",
+        group_name="evaluation",
+        automation_condition=dg.AutomationCondition.eager(),
+        ins={key.path[-1]: dg.AssetIn(key) for key in model_keys},
+    )(evaluation_suite)
+
+
+def evaluation_suite(
+    context: dg.AssetExecutionContext,
+    config: SuiteConfig,
+    dataset: DatasetVersion,
+    storage: StorageResource,
+    **models: ModelArtifact,
+) -> dg.MaterializeResult:
+    """Accuracy at several k, coverage, diversity, novelty, popularity bias, slices, custom metrics and
+    significance against the best baseline, with plots and a standalone HTML report."""
+    loaded = {artifact.recommender: artifact.load() for artifact in models.values()}
+    suite = full_evaluation(loaded, dataset.load(), ks=config.ks, custom_metrics=config.custom_metrics)
+    html = write_html_report(suite, storage.paths.evaluations / dataset.version / "report.html")
+    flagged = [name for name, model in suite.models.items() if model.first_item.flagged]
+    if flagged:
+        context.log.warning(f"same item first for most users: {flagged}")
+    tables = {name: dg.MetadataValue.md(text) for name, text in suite.markdown_tables().items()}
+    plots = {f"plot_{name}": dg.MetadataValue.md(text) for name, text in suite.plot_markdown().items()}
+    return dg.MaterializeResult(
+        metadata={
+            **tables,
+            **plots,
+            "html_report": dg.MetadataValue.path(str(html)),
+            "best_baseline": suite.baseline or "none",
+            "same_first_item_flagged": ", ".join(flagged) or "none",
+        }
+    )

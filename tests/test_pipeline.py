@@ -112,6 +112,22 @@ def test_every_landed_event_file_is_an_ingested_partition(deployed):
     assert "ml100k-1997-09-20.parquet" in partitions
 
 
+def test_evaluation_suite_reports_beyond_accuracy_slices_significance_and_html(deployed):
+    home, result = deployed
+    suite = next(
+        m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey("evaluation_suite")
+    )
+    assert "map@10" in suite["accuracy"].value and "ndcg@20" in suite["accuracy"].value
+    assert "novelty@10" in suite["beyond_accuracy"].value and "long_tail_share@10" in suite["beyond_accuracy"].value
+    assert "cold" in suite["slices"].value and "activity_level" in suite["slices"].value
+    assert "ci_low" in suite["significance"].value
+    assert "data:image/png;base64," in suite["plot_metric_by_model"].value
+    html = Path(suite["html_report"].value).read_text()
+    assert "popularity" in html and "<img" in html
+
+
 def test_raw_and_split_counts_match_movielens(deployed):
     home, _ = deployed
     with duckdb.connect(str(PlatformPaths(home).warehouse), read_only=True) as connection:
