@@ -18,7 +18,7 @@ from assets.automation import (
 from assets.datasets import dataset
 from assets.dbt import dbt_models
 from assets.deployment import candidate_model, deployment, deployment_gates
-from assets.evaluation import evaluation_report_asset, evaluation_suite_asset
+from assets.evaluation import evaluation_report, evaluation_suite, over_models
 from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
@@ -38,8 +38,8 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             dataset,
             dataset_statistics_report,
             *models,
-            evaluation_report_asset([model.key for model in models]),
-            evaluation_suite_asset([model.key for model in models]),
+            over_models(evaluation_report, [model.key for model in models]),
+            over_models(evaluation_suite, [model.key for model in models]),
             candidate_model,
             deployment,
         ],

@@ -1,5 +1,7 @@
 """Every recommender through the same evaluation; one comparison report."""
 
+from collections.abc import Callable
+
 import dagster as dg
 from pydantic import Field
 
@@ -11,14 +13,14 @@ from recs_platform.training import ModelArtifact
 from recs_platform.validation.datasets import DatasetVersion
 
 
-def evaluation_report_asset(model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
-    """The report asset over every model asset of the graph."""
+def over_models(compute: Callable[..., object], model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    """An evaluation asset named after ``compute`` whose inputs are every model asset of the graph."""
     return dg.asset(
-        name="evaluation_report",
+        name=compute.__name__,
         group_name="evaluation",
         automation_condition=dg.AutomationCondition.eager(),
         ins={key.path[-1]: dg.AssetIn(key) for key in model_keys},
-    )(evaluation_report)
+    )(compute)
 
 
 def evaluation_report(
@@ -53,16 +55,6 @@ class SuiteConfig(dg.Config):
         default=["recs_platform.evaluation.custom:long_tail_share"],
         description='Extra metrics: registered names, "module:function" paths or recs_platform.metrics entry points.',
     )
-
-
-def evaluation_suite_asset(model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
-    """The beyond-accuracy suite over every model asset of the graph."""
-    return dg.asset(
-        name="evaluation_suite",
-        group_name="evaluation",
-        automation_condition=dg.AutomationCondition.eager(),
-        ins={key.path[-1]: dg.AssetIn(key) for key in model_keys},
-    )(evaluation_suite)
 
 
 def evaluation_suite(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -11,6 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from recs_platform.models.base import Logger, Recommender, TrainingData, register
+from recs_platform.models.schedule import train_epochs
 
 
 @register
@@ -53,26 +53,7 @@ class BPRRecommender(Recommender):
             weight_decay=params["weight_decay"],
         )
         users, positives = matrix.nonzero()
-        best_score, best_state, stale = -np.inf, None, 0
-        for epoch in range(1, params["epochs"] + 1):
-            started = time.perf_counter()
-            loss = self._train_epoch(matrix, users, positives, optimizer, rng)
-            message = f"bpr epoch {epoch}: loss {loss:.4f} ({time.perf_counter() - started:.2f}s)"
-            if validate is not None and epoch % params["eval_every"] == 0:
-                score = validate()
-                message += f", valid ndcg@10 {score:.4f}"
-                if score > best_score:
-                    best_score, best_state, stale = score, self._state(), 0
-                else:
-                    stale += 1
-            log(message)
-            if stale >= params["patience"]:
-                log(f"bpr: early stop at epoch {epoch}; best valid ndcg@10 {best_score:.4f}")
-                break
-        if best_state is not None:
-            self._restore(best_state)
-            self.metadata["best_valid_ndcg@10"] = float(best_score)
-        self.metadata["epochs_trained"] = epoch
+        train_epochs(self, lambda: self._train_epoch(matrix, users, positives, optimizer, rng), validate, log)
 
     def _train_epoch(
         self,

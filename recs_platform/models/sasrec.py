@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from recs_platform.models.base import Logger, Recommender, TrainingData, register
-from recs_platform.models.two_tower import train_epochs
+from recs_platform.models.schedule import train_epochs
 
 
 class SASRecNet(torch.nn.Module):

@@ -9,7 +9,6 @@ saved with the weights, so a loaded model encodes new feature rows exactly as at
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -25,34 +24,7 @@ from recs_platform.models.base import (
     _row_top_k,
     register,
 )
-
-
-def train_epochs(
-    model: Recommender, run_epoch: Callable[[], float], validate: Callable[[], float] | None, log: Logger
-) -> None:
-    """BPR's schedule for any torch recommender: ``epochs`` epochs, validation every
-    ``eval_every``, stop after ``patience`` evaluations without improvement, keep the best weights."""
-    params = model.params
-    best_score, best_state, stale, epoch = -np.inf, None, 0, 0
-    for epoch in range(1, params["epochs"] + 1):
-        started = time.perf_counter()
-        loss = run_epoch()
-        message = f"{model.name} epoch {epoch}: loss {loss:.4f} ({time.perf_counter() - started:.2f}s)"
-        if validate is not None and epoch % params["eval_every"] == 0:
-            score = validate()
-            message += f", valid ndcg@10 {score:.4f}"
-            if score > best_score:
-                best_score, best_state, stale = score, model._state(), 0
-            else:
-                stale += 1
-        log(message)
-        if stale >= params["patience"]:
-            log(f"{model.name}: early stop at epoch {epoch}; best valid ndcg@10 {best_score:.4f}")
-            break
-    if best_state is not None:
-        model._restore(best_state)
-        model.metadata["best_valid_ndcg@10"] = float(best_score)
-    model.metadata["epochs_trained"] = epoch
+from recs_platform.models.schedule import train_epochs
 
 
 def vocabulary(values: Iterable[str]) -> np.ndarray:
