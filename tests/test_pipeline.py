@@ -113,7 +113,7 @@ def test_every_landed_event_file_is_an_ingested_partition(deployed):
 
 
 def test_evaluation_suite_reports_beyond_accuracy_slices_significance_and_html(deployed):
-    home, result = deployed
+    _, result = deployed
     suite = next(
         m.materialization.metadata
         for m in result.get_asset_materialization_events()
