@@ -1,5 +1,7 @@
 """Definitions load, the lineage is complete, and the automation reacts to landed files."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -90,7 +92,9 @@ def test_sensor_adds_a_partition_per_new_file_and_ingests_only_new_files(tmp_pat
     assert only.tags["landed_files"] == "1"
 
 
-def test_sensor_reingests_a_rewritten_file_as_its_own_partition(tmp_path, monkeypatch):
+@pytest.fixture
+def one_file_seen(tmp_path, monkeypatch) -> tuple[Path, dg.DagsterInstance, str]:
+    """A landing zone with one ingested event file, and the sensor cursor after seeing it."""
     monkeypatch.setenv("RECS_HOME", str(tmp_path))
     landing = tmp_path / "landing"
     instance = dg.DagsterInstance.ephemeral()
@@ -98,25 +102,24 @@ def test_sensor_reingests_a_rewritten_file_as_its_own_partition(tmp_path, monkey
     context = dg.build_sensor_context(instance=instance)
     landing_zone_sensor(context)
     instance.add_dynamic_partitions("landed_event_files", ["2024-01-01.parquet"])
+    return landing, instance, context.cursor
+
+
+def test_sensor_reingests_a_rewritten_file_as_its_own_partition(one_file_seen):
+    landing, instance, cursor = one_file_seen
 
     write_landing_file(pd.concat([_event("2024-01-01")] * 2), landing, "events", "2024-01-01")
-    result = landing_zone_sensor(dg.build_sensor_context(cursor=context.cursor, instance=instance))
+    result = landing_zone_sensor(dg.build_sensor_context(cursor=cursor, instance=instance))
     assert not result.dynamic_partitions_requests
     (request,) = result.run_requests
     assert request.partition_key == "2024-01-01.parquet"
 
 
-def test_sensor_ignores_a_file_rewritten_with_identical_bytes(tmp_path, monkeypatch):
-    monkeypatch.setenv("RECS_HOME", str(tmp_path))
-    landing = tmp_path / "landing"
-    instance = dg.DagsterInstance.ephemeral()
-    write_landing_file(_event("2024-01-01"), landing, "events", "2024-01-01")
-    context = dg.build_sensor_context(instance=instance)
-    landing_zone_sensor(context)
-    instance.add_dynamic_partitions("landed_event_files", ["2024-01-01.parquet"])
+def test_sensor_ignores_a_file_rewritten_with_identical_bytes(one_file_seen):
+    landing, instance, cursor = one_file_seen
 
     write_landing_file(_event("2024-01-01"), landing, "events", "2024-01-01")  # same content, new mtime
-    result = landing_zone_sensor(dg.build_sensor_context(cursor=context.cursor, instance=instance))
+    result = landing_zone_sensor(dg.build_sensor_context(cursor=cursor, instance=instance))
     assert isinstance(result, dg.SkipReason)
 
 
