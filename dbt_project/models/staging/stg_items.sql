@@ -31,10 +31,7 @@ latest as (
 
     select *
     from renamed
-    qualify row_number() over (
-        partition by item_id
-        order by ingested_at desc, source_file desc
-    ) = 1
+    {{ latest_snapshot('item_id') }}
 
 )
 

@@ -27,10 +27,7 @@ latest as (
 
     select *
     from renamed
-    qualify row_number() over (
-        partition by user_id
-        order by ingested_at desc, source_file desc
-    ) = 1
+    {{ latest_snapshot('user_id') }}
 
 )
 
