@@ -187,15 +187,21 @@ class Recommender(ABC):
         scores = np.asarray(self._score(index), dtype=np.float64)
         if masked is not None:
             scores[masked[index].nonzero()] = -np.inf
+        return self._ranked(users, scores, k)
+
+    def _ranked(self, users: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
+        """The top-``k`` rows of a users x items score matrix as ``user_id, item_id, rank, score``.
+
+        Items scored -inf (masked) are dropped, so a list can be shorter than ``k``.
+        """
         k = min(k, scores.shape[1])
-        top = np.stack([_row_top_k(row, k) for row in scores])
-        top_scores = np.take_along_axis(scores, top, axis=1)
+        top = np.stack([_row_top_k(row, k) for row in scores]) if len(scores) else np.zeros((0, k), dtype=np.int64)
         frame = pd.DataFrame(
             {
                 "user_id": np.repeat(users, k),
                 "item_id": self.item_map.ids[top.ravel()],
                 "rank": np.tile(np.arange(1, k + 1), len(users)),
-                "score": top_scores.ravel(),
+                "score": np.take_along_axis(scores, top, axis=1).ravel(),
             }
         )
         return frame[np.isfinite(frame.score)].reset_index(drop=True)

@@ -17,11 +17,9 @@ import pandas as pd
 import torch
 
 from recs_platform.models.base import (
-    RECOMMENDATION_COLUMNS,
     Logger,
     Recommender,
     TrainingData,
-    _row_top_k,
     register,
 )
 from recs_platform.models.schedule import train_epochs
@@ -233,17 +231,7 @@ class TwoTowerRecommender(Recommender):
         if exclude_items is not None:
             excluded = np.fromiter(exclude_items, dtype=np.int64)
             scores[:, self.item_map.index(excluded[self.item_map.contains(excluded)])] = -np.inf
-        k = min(k, scores.shape[1])
-        top = np.stack([_row_top_k(row, k) for row in scores]) if len(scores) else np.zeros((0, k), dtype=np.int64)
-        frame = pd.DataFrame(
-            {
-                "user_id": np.repeat(user_features.user_id.to_numpy(dtype=np.int64), k),
-                "item_id": self.item_map.ids[top.ravel()],
-                "rank": np.tile(np.arange(1, k + 1), len(scores)),
-                "score": np.take_along_axis(scores, top, axis=1).ravel(),
-            }
-        )
-        return frame[np.isfinite(frame.score)].reset_index(drop=True)[RECOMMENDATION_COLUMNS]
+        return self._ranked(user_features.user_id.to_numpy(dtype=np.int64), scores, k)
 
     # -- persistence -------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
