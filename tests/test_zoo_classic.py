@@ -11,6 +11,7 @@ from helpers_recommenders import RecommenderContract
 from recs_platform.models import (
     RECOMMENDERS,
     CooccurrenceRecommender,
+    DLAERecommender,
     EASERecommender,
     ItemKNNRecommender,
     PopularityRecommender,
@@ -52,6 +53,11 @@ class TestEASE(RecommenderContract):
         return EASERecommender(**{"l2": 10.0, **params})
 
 
+class TestDLAE(RecommenderContract):
+    def make_recommender(self, **params) -> DLAERecommender:
+        return DLAERecommender(**{"l2": 10.0, **params})
+
+
 def test_all_are_registered() -> None:
     classes = [
         SegmentPopularityRecommender,
@@ -59,9 +65,10 @@ def test_all_are_registered() -> None:
         CooccurrenceRecommender,
         ItemKNNRecommender,
         EASERecommender,
+        DLAERecommender,
     ]
     assert all(RECOMMENDERS[cls.name] is cls for cls in classes)
-    assert [cls.is_learned for cls in classes] == [False, False, False, True, True]
+    assert [cls.is_learned for cls in classes] == [False, False, False, True, True, True]
 
 
 def frame(pairs: list[tuple[int, int]], with_time: bool = True) -> pd.DataFrame:
@@ -224,11 +231,8 @@ def test_item_knn_keeps_the_top_neighbours_per_item() -> None:
 
 
 def test_ease_matches_the_closed_form() -> None:
-    rng = np.random.default_rng(3)
-    dense = (rng.random((30, 12)) < 0.3).astype(float)
-    dense[np.arange(30), np.arange(30) % 12] = 1.0  # every user and every item occurs
-    users, items = np.nonzero(dense)
-    model = EASERecommender(l2=5.0).fit(pd.DataFrame({"user_id": users, "item_id": items}))
+    dense = small_dense()
+    model = fitted_on(EASERecommender(l2=5.0), dense)
     precision = np.linalg.inv(dense.T @ dense + 5.0 * np.eye(12))
     expected = np.eye(12) - precision @ np.diag(1.0 / np.diag(precision))
     np.testing.assert_allclose(model.weights, expected, atol=1e-6)
@@ -261,9 +265,59 @@ def hit_rate_at_3(model: Recommender, held_out: pd.DataFrame) -> float:
     return len(hits) / len(held_out)
 
 
-@pytest.mark.parametrize("model", [EASERecommender(l2=10.0), ItemKNNRecommender()], ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "model", [EASERecommender(l2=10.0), DLAERecommender(l2=10.0), ItemKNNRecommender()], ids=lambda m: m.name
+)
 def test_neighbour_models_learn_block_structure(model: Recommender) -> None:
     train, held_out = block_dataset()
     score = hit_rate_at_3(model.fit(train), held_out)
     assert score >= 0.9
     assert score > hit_rate_at_3(PopularityRecommender().fit(train), held_out)
+
+
+# -- DLAE -----------------------------------------------------------------------------------------
+
+
+def small_dense(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((30, 12)) < 0.3).astype(float)
+    dense[np.arange(30), np.arange(30) % 12] = 1.0  # every user and every item occurs
+    return dense
+
+
+def fitted_on(model: Recommender, dense: np.ndarray) -> Recommender:
+    users, items = np.nonzero(dense)
+    return model.fit(pd.DataFrame({"user_id": users, "item_id": items}))
+
+
+def test_dlae_matches_steck_closed_form() -> None:
+    dense = small_dense()
+    gram = dense.T @ dense
+    penalty = 0.5 / 0.5 * np.diag(gram) + 3.0  # dropout 0.5, l2 3
+    expected = np.linalg.solve(gram + np.diag(penalty), gram)  # B = (G + Λ)⁻¹ G
+    model = fitted_on(DLAERecommender(dropout=0.5, l2=3.0, zero_diagonal=False), dense)
+    np.testing.assert_allclose(model.weights, expected, atol=1e-5)
+
+
+def test_dlae_without_dropout_and_with_zero_diagonal_is_ease() -> None:
+    dense = small_dense()
+    dlae = fitted_on(DLAERecommender(dropout=0.0, l2=5.0, zero_diagonal=True), dense)
+    ease = fitted_on(EASERecommender(l2=5.0), dense)
+    np.testing.assert_allclose(dlae.weights, ease.weights, atol=1e-6)
+
+
+def test_dlae_dropout_regularises_popular_items_more() -> None:
+    dense = small_dense()
+    dense[:, 0] = 1.0  # item 0 is in every row
+    plain = fitted_on(DLAERecommender(dropout=0.0, l2=0.01, zero_diagonal=False), dense)
+    dropped = fitted_on(DLAERecommender(dropout=0.5, l2=0.01, zero_diagonal=False), dense)
+    # Without dropout a tiny l2 lets every item nearly reconstruct itself; dropout shrinks the
+    # self-weight, most for the most frequent item.
+    assert plain.weights[0, 0] > 0.9
+    assert dropped.weights[0, 0] < plain.weights[0, 0] - 0.2
+    assert np.argmin(np.diag(dropped.weights)) == 0
+
+
+def test_dlae_rejects_dropout_of_one() -> None:
+    with pytest.raises(ValueError, match="dropout"):
+        fitted_on(DLAERecommender(dropout=1.0), small_dense())

@@ -7,7 +7,7 @@ from recs_platform.models.heuristics import (
     RecentHistoryRecommender,
     SegmentPopularityRecommender,
 )
-from recs_platform.models.neighbors import EASERecommender, ItemKNNRecommender
+from recs_platform.models.neighbors import DLAERecommender, EASERecommender, ItemKNNRecommender
 from recs_platform.models.popularity import PopularityRecommender
 from recs_platform.models.sasrec import SASRecRecommender
 from recs_platform.models.two_tower import TwoTowerRecommender
@@ -16,6 +16,7 @@ __all__ = [
     "RECOMMENDERS",
     "BPRRecommender",
     "CooccurrenceRecommender",
+    "DLAERecommender",
     "EASERecommender",
     "ItemKNNRecommender",
     "PopularityRecommender",
