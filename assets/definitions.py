@@ -22,13 +22,13 @@ from assets.evaluation import evaluation_report, evaluation_suite, over_models
 from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
-from assets.resources import resources_for, sweeps_path
+from assets.resources import resources_for, sweeps_paths
 from recs_platform.sweeps import load_sweeps
 
 
 def build_definitions(env: str | None = None, home: Path | None = None) -> dg.Definitions:
     """Definitions for one environment; tests pass a temporary home."""
-    models = model_assets(load_sweeps(sweeps_path(env)))
+    models = model_assets(load_sweeps(*sweeps_paths(env)))
     return dg.Definitions(
         assets=[
             landing_zone,

@@ -26,15 +26,14 @@ def over_models(compute: Callable[..., object], model_keys: list[dg.AssetKey]) -
 def evaluation_report(
     context: dg.AssetExecutionContext, dataset: DatasetVersion, storage: StorageResource, **models: ModelArtifact
 ) -> dg.Output[EvaluationReport]:
-    """Scores every recommender on validation and test (full ranking, history masked, K=10).
+    """Scores every recommender on test (full ranking, train and validation masked, K=10) beside
+    the validation metrics it was selected on.
 
     Writes each model's top-k run file and ground truth as Parquet so outside tools can
     recompute the metrics.
     """
-    tables = dataset.load()
-    loaded = [(artifact.load(), artifact.path) for artifact in models.values()]
     out_dir = storage.paths.evaluations / dataset.version
-    report = build_report(loaded, tables, dataset.version, out_dir)
+    report = build_report(list(models.values()), dataset.load(), dataset.version, out_dir)
     context.log.info("test metrics:\n" + report.markdown("test"))
     metadata: dict[str, object] = {
         "dataset_version": dataset.version,

@@ -1,4 +1,5 @@
-"""One asset per recommender; each configuration of its sweep trains as its own step."""
+"""One asset per recommender; each configuration of its sweep trains as its own step, the best on
+validation is refit on train+valid as the model that is evaluated and deployed."""
 
 import json
 
@@ -6,7 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.resources import StorageResource
-from recs_platform.sweeps import SweepConfig, SweepResult, best, sweep_table, train_and_validate
+from recs_platform.sweeps import Sweep, SweepConfig, SweepResult, best, refit, sweep_table, train_and_validate
 from recs_platform.training import ModelArtifact
 from recs_platform.validation.datasets import DatasetVersion
 
@@ -19,13 +20,15 @@ class SweepRunConfig(dg.Config):
     )
 
 
-def recommender_asset(name: str, configs: list[SweepConfig]) -> dg.AssetsDefinition:
-    """The graph-backed asset ``<name>_model``: plan configurations → train each → select on validation."""
+def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
+    """The graph-backed asset ``<name>_model``: plan configurations → train each → select on
+    validation → refit the chosen one on train+valid (unless the sweep says ``refit: false``)."""
+    name = sweep.recommender
 
     @dg.op(name=f"{name}_configurations", out=dg.DynamicOut(SweepConfig))
     def plan(config: SweepRunConfig):
         override = json.loads(config.override_params_json)
-        for sweep_config in configs:
+        for sweep_config in sweep.configs:
             params = {**sweep_config.params, **override}
             yield dg.DynamicOutput(
                 SweepConfig(name, sweep_config.config_id, params), mapping_key=sweep_config.config_id
@@ -40,34 +43,45 @@ def recommender_asset(name: str, configs: list[SweepConfig]) -> dg.AssetsDefinit
         return result
 
     @dg.op(name=f"{name}_select")
-    def select(results: list[SweepResult]) -> dg.Output[ModelArtifact]:
+    def select(
+        context: dg.OpExecutionContext, results: list[SweepResult], dataset: DatasetVersion, storage: StorageResource
+    ) -> dg.Output[ModelArtifact]:
         chosen = best(results)
+        final = chosen.artifact
+        if sweep.refit:
+            context.log.info(f"refitting {chosen.config.config_id} on train+valid")
+            final = refit(chosen, dataset, storage.paths.artifacts, log=context.log.info)
         return dg.Output(
-            chosen.artifact,
+            final,
             metadata={
                 "recommender": name,
                 "chosen_config": chosen.config.config_id,
-                "params": dg.MetadataValue.json(chosen.config.params),
+                "params": dg.MetadataValue.json(final.params),
+                "trained_on": final.trained_on,
                 "valid_ndcg@10": chosen.valid["ndcg@10"],
                 "configurations": len(results),
                 "sweep": dg.MetadataValue.md(sweep_table(results).to_markdown(index=False, floatfmt=".4f")),
-                "data_version": chosen.artifact.data_version,
-                "code_version": chosen.artifact.code_version,
-                "path": dg.MetadataValue.path(chosen.artifact.path),
+                "fit_seconds": round(final.fit_seconds, 2),
+                "data_version": final.data_version,
+                "code_version": final.code_version,
+                "path": dg.MetadataValue.path(final.path),
             },
         )
 
     @dg.graph_asset(
         name=f"{name}_model",
         group_name="models",
-        description=f"{name}: best of {len(configs)} configuration(s) on validation NDCG@10.",
+        description=(
+            f"{name}: best of {len(sweep.configs)} configuration(s) on validation NDCG@10"
+            + (", refit on train+valid." if sweep.refit else ".")
+        ),
         automation_condition=dg.AutomationCondition.eager(),
     )
     def model(dataset: DatasetVersion) -> ModelArtifact:
-        return select(plan().map(lambda sweep_config: train_one(sweep_config, dataset)).collect())
+        return select(plan().map(lambda sweep_config: train_one(sweep_config, dataset)).collect(), dataset)
 
     return model
 
 
-def model_assets(sweeps: dict[str, list[SweepConfig]]) -> list[dg.AssetsDefinition]:
-    return [recommender_asset(name, configs) for name, configs in sweeps.items()]
+def model_assets(sweeps: dict[str, Sweep]) -> list[dg.AssetsDefinition]:
+    return [recommender_asset(sweep) for sweep in sweeps.values()]

@@ -98,11 +98,13 @@ class GateSettings(dg.ConfigurableResource):
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
-def sweeps_path(env: str | None = None) -> Path:
-    """The recommender sweep file: ``RECS_SWEEPS`` if set, else the environment's default."""
+def sweeps_paths(env: str | None = None) -> list[Path]:
+    """The recommender sweep folders or files: ``RECS_SWEEPS`` (``:``-separated) if set, else the
+    environment's default folder."""
     env = env or os.environ.get("RECS_ENV", "dev")
-    default = CONFIG_DIR / ("recommenders.ci.yaml" if env == "ci" else "recommenders.yaml")
-    return Path(os.environ.get("RECS_SWEEPS", default))
+    if os.environ.get("RECS_SWEEPS"):
+        return [Path(part) for part in os.environ["RECS_SWEEPS"].split(os.pathsep) if part]
+    return [CONFIG_DIR / ("recommenders.ci" if env == "ci" else "recommenders")]
 
 
 def resources_for(env: str | None = None, home: Path | None = None) -> dict[str, object]:

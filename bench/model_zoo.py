@@ -1,14 +1,22 @@
-"""Every recommender on one MovieLens-100K split, beside EASE and the `implicit` library.
+"""Every recommender on one MovieLens-100K split, beside EASE and the `implicit` library, under two
+training protocols.
 
     .venv/bin/python bench/model_zoo.py --dataset var/bench/datasets/<version>
 
 Uses a frozen random_per_user dataset (run bench/pipeline.py first). Our recommenders run with
-their defaults (chosen on validation); references: a plain numpy closed-form EASE (λ = 500) and
-`implicit` ALS and item-kNN (pip install implicit), all scored by the same `score_run`: full
-ranking, train and validation items masked, K = 10.
+their defaults through the platform's own path (`train_and_validate`, then `refit`); the
+references are a plain numpy closed-form EASE and `implicit` ALS and item-kNN (pip install
+implicit). Everything is scored by the same `score_run`: full ranking, train and validation items
+masked, K = 10. Protocols:
+
+* ``train``: fit on train (validation only for early stopping), as RecBole reports;
+* ``train+valid``: the platform's default for the model it deploys: the configuration refit on
+  train and validation together (for the epoch count that was best on validation). The
+  references are refit on the same rows.
 """
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,10 +25,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recs_platform.evaluation.evaluate import evaluate, score_run
+from recs_platform.evaluation.significance import paired_bootstrap
 from recs_platform.models import RECOMMENDERS
+from recs_platform.sweeps import SweepConfig, refit, train_and_validate
+from recs_platform.training import TRAIN, TRAIN_AND_VALID
 from recs_platform.validation.datasets import DatasetVersion
 
 K = 10
+EASE_L2 = 500.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,102 +42,115 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def ours(tables: dict[str, pd.DataFrame], skip: list[str]) -> list[dict]:
-    rows = []
-    for name, cls in sorted(RECOMMENDERS.items()):
-        if name in skip:
-            continue
-        started = time.perf_counter()
-        model = cls().fit(
-            tables["train"], tables["items"].item_id, tables["valid"], users=tables["users"], items=tables["items"]
-        )
-        fit = time.perf_counter() - started
-        summary = evaluate(model, tables["test"], k=K, exclude=tables["valid"]).summary
-        rows.append({"recommender": name, "source": "recs-platform", "fit_s": fit, **summary})
-        print(rows[-1], flush=True)
-    return rows
+def ours(dataset: DatasetVersion, skip: list[str], artifacts: Path) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """Metric rows for both protocols, and per-user test metrics keyed by ``name/protocol``."""
+    test, valid = dataset.load()["test"], dataset.load()["valid"]
+    rows, per_user = [], {}
+    for name in sorted(set(RECOMMENDERS) - set(skip)):
+        chosen = train_and_validate(SweepConfig(name, "defaults", {}), dataset, artifacts)
+        for artifact in (chosen.artifact, refit(chosen, dataset, artifacts)):
+            result = evaluate(artifact.load(), test, k=K, exclude=valid)
+            per_user[f"{name}/{artifact.trained_on}"] = result.per_user
+            rows.append(_row(name, "recs-platform", artifact.trained_on, artifact.fit_seconds, result.per_user))
+            print(rows[-1], flush=True)
+    return rows, per_user
 
 
-def _matrix(tables: dict[str, pd.DataFrame]) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+def _row(name: str, source: str, trained_on: str, fit_seconds: float, per_user: pd.DataFrame) -> dict:
+    metrics = {c: float(per_user[c].mean()) for c in per_user.columns if "@" in c}
+    return {"recommender": name, "source": source, "trained_on": trained_on, "fit_s": fit_seconds, **metrics}
+
+
+def _matrix(tables: dict[str, pd.DataFrame], trained_on: str) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    rows_in = tables["train"] if trained_on == TRAIN else pd.concat([tables["train"], tables["valid"]])
     users = np.sort(tables["train"].user_id.unique())
     items = np.sort(tables["items"].item_id.unique())
-    rows = np.searchsorted(users, tables["train"].user_id)
-    cols = np.searchsorted(items, tables["train"].item_id)
+    rows = np.searchsorted(users, rows_in.user_id)
+    cols = np.searchsorted(items, rows_in.item_id)
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(items))), users, items
 
 
-def _run_from_scores(scores: np.ndarray, users: np.ndarray, items: np.ndarray, tables: dict) -> pd.DataFrame:
-    """Top-K per test user after masking train and validation items."""
+def _per_user_from_scores(scores: np.ndarray, users: np.ndarray, items: np.ndarray, tables: dict) -> pd.DataFrame:
+    """Per-user test metrics of the top-K after masking train and validation items."""
     masked = pd.concat([tables["train"], tables["valid"]])
-    rows = np.searchsorted(users, masked.user_id)
-    cols = np.searchsorted(items, masked.item_id)
     scores = scores.copy()
-    scores[rows, cols] = -np.inf
+    scores[np.searchsorted(users, masked.user_id), np.searchsorted(items, masked.item_id)] = -np.inf
     top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
-    return pd.DataFrame(
+    run = pd.DataFrame(
         {
             "user_id": np.repeat(users, K),
             "item_id": items[top.ravel()],
             "rank": np.tile(np.arange(1, K + 1), len(users)),
         }
     )
+    return score_run(run, tables["test"], K)
 
 
-def ease_reference(tables: dict, l2: float = 500.0) -> dict:
+def ease_reference(tables: dict, trained_on: str) -> tuple[dict, pd.DataFrame]:
     started = time.perf_counter()
-    matrix, users, items = _matrix(tables)
+    matrix, users, items = _matrix(tables, trained_on)
     gram = (matrix.T @ matrix).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += l2
+    gram[np.diag_indices_from(gram)] += EASE_L2
     precision = np.linalg.inv(gram)
     weights = -precision / np.diag(precision)
     np.fill_diagonal(weights, 0.0)
-    scores = matrix @ weights
+    scores = np.asarray(matrix @ weights)
     fit = time.perf_counter() - started
-    per_user = score_run(_run_from_scores(np.asarray(scores), users, items, tables), tables["test"], K)
-    return {
-        "recommender": f"EASE closed form (λ={l2:g}, numpy)",
-        "source": "reference",
-        "fit_s": fit,
-        **{c: float(per_user[c].mean()) for c in per_user.columns[2:]},
-    }
+    per_user = _per_user_from_scores(scores, users, items, tables)
+    return _row(f"EASE closed form (λ={EASE_L2:g}, numpy)", "reference", trained_on, fit, per_user), per_user
 
 
-def implicit_reference(tables: dict, name: str, model) -> dict:
-    matrix, users, items = _matrix(tables)
+def implicit_reference(tables: dict, trained_on: str, name: str, model) -> dict:
+    matrix, users, items = _matrix(tables, trained_on)
     started = time.perf_counter()
     model.fit(matrix, show_progress=False)
     fit = time.perf_counter() - started
     ids, _ = model.recommend(np.arange(len(users)), matrix, N=len(items), filter_already_liked_items=False)
     scores = np.full((len(users), len(items)), -np.inf)
     np.put_along_axis(scores, ids, -np.arange(ids.shape[1], dtype=float)[None, :].repeat(len(users), 0), axis=1)
-    per_user = score_run(_run_from_scores(scores, users, items, tables), tables["test"], K)
-    return {
-        "recommender": name,
-        "source": "implicit 0.7",
-        "fit_s": fit,
-        **{c: float(per_user[c].mean()) for c in per_user.columns[2:]},
-    }
+    return _row(name, "implicit 0.7", trained_on, fit, _per_user_from_scores(scores, users, items, tables))
+
+
+def references(tables: dict, trained_on: str) -> tuple[list[dict], pd.DataFrame]:
+    from implicit.als import AlternatingLeastSquares
+    from implicit.nearest_neighbours import CosineRecommender
+
+    ease_row, ease_per_user = ease_reference(tables, trained_on)
+    als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.01, random_state=0)
+    rows = [
+        ease_row,
+        implicit_reference(tables, trained_on, "implicit ALS (64 factors, 15 it, λ=0.01)", als),
+        implicit_reference(tables, trained_on, "implicit item-kNN (cosine, K=100)", CosineRecommender(K=100)),
+    ]
+    return rows, ease_per_user
+
+
+def versus_reference(per_user: dict[str, pd.DataFrame], reference: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Paired bootstrap of each of our models' NDCG@10 minus the EASE reference's, per protocol."""
+    rows = []
+    for key, frame in per_user.items():
+        name, trained_on = key.split("/")
+        ref = reference[trained_on].set_index("user_id")["ndcg@10"]
+        test = paired_bootstrap(frame.set_index("user_id")["ndcg@10"], ref)
+        rows.append({"recommender": name, "trained_on": trained_on, **test})
+    return pd.DataFrame(rows).sort_values(["trained_on", "mean_diff"], ascending=[True, False])
 
 
 def main() -> None:
     args = parse_args()
-    tables = DatasetVersion(args.dataset.name, str(args.dataset)).load()
-    rows = ours(tables, args.skip)
-    rows.append(ease_reference(tables))
-    from implicit.als import AlternatingLeastSquares
-    from implicit.nearest_neighbours import CosineRecommender
-
-    rows.append(
-        implicit_reference(
-            tables,
-            "implicit ALS (64 factors, 15 it, λ=0.01)",
-            AlternatingLeastSquares(factors=64, iterations=15, regularization=0.01, random_state=0),
-        )
-    )
-    rows.append(implicit_reference(tables, "implicit item-kNN (cosine, K=100)", CosineRecommender(K=100)))
-    table = pd.DataFrame(rows).sort_values("ndcg@10", ascending=False)
+    dataset = DatasetVersion(args.dataset.name, str(args.dataset))
+    tables = dataset.load()
+    with tempfile.TemporaryDirectory() as artifacts:
+        rows, per_user = ours(dataset, args.skip, Path(artifacts))
+    reference = {}
+    for trained_on in (TRAIN, TRAIN_AND_VALID):
+        reference_rows, reference[trained_on] = references(tables, trained_on)
+        rows += reference_rows
+    table = pd.DataFrame(rows).sort_values(["trained_on", "ndcg@10"], ascending=[True, False])
     print(f"\ndataset {args.dataset.name}\n")
     print(table.to_markdown(index=False, floatfmt=".4f"))
+    print("\nNDCG@10 minus the EASE reference's, paired bootstrap over test users (2,000 resamples)\n")
+    print(versus_reference(per_user, reference).to_markdown(index=False, floatfmt=".4f"))
 
 
 if __name__ == "__main__":

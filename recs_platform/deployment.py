@@ -91,6 +91,7 @@ def deploy(
         "data_version": candidate.dataset_version,
         "code_version": model.metadata.get("code_version"),
         "config": model.metadata.get("config"),
+        "trained_on": model.metadata.get("trained_on"),
         "valid_metrics": candidate.scores.valid,
         "test_metrics": candidate.scores.test,
         "gates": {name: g.description for name, g in gates.items()},

@@ -1,19 +1,19 @@
-"""Hyperparameter sweeps from configuration: expand grids, train each configuration, pick on validation."""
+"""Hyperparameter sweeps from configuration: expand grids, train each configuration, pick on
+validation, then refit the chosen configuration on train and validation together."""
 
 import hashlib
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models.base import Logger
-from recs_platform.training import ModelArtifact, train
+from recs_platform.training import TRAIN_AND_VALID, ModelArtifact, train
 from recs_platform.validation.datasets import DatasetVersion
 
 SELECTION_METRIC = "ndcg@10"
@@ -29,10 +29,22 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """Every configuration of one recommender, and whether the chosen one is refit on train+valid."""
+
+    recommender: str
+    configs: list[SweepConfig]
+    refit: bool = True
+
+
+@dataclass(frozen=True)
 class SweepResult:
     config: SweepConfig
     artifact: ModelArtifact
-    valid: dict[str, float]
+
+    @property
+    def valid(self) -> dict[str, float]:
+        return self.artifact.valid
 
 
 def expand_grid(recommender: str, fixed: dict[str, Any], grid: dict[str, Sequence[Any]]) -> list[SweepConfig]:
@@ -47,26 +59,58 @@ def expand_grid(recommender: str, fixed: dict[str, Any], grid: dict[str, Sequenc
     return configs
 
 
-def load_sweeps(path: Path) -> dict[str, list[SweepConfig]]:
-    """Read ``{recommender: {params: {...}, grid: {name: [values]}}}`` from a YAML file."""
-    spec = yaml.safe_load(path.read_text()) or {}
-    sweeps = {}
-    for recommender, entry in spec.items():
-        entry = entry or {}
-        unknown = set(entry) - {"params", "grid"}
-        if unknown:
-            raise ValueError(f"{path}: {recommender} has unknown keys {sorted(unknown)}; use params and grid")
-        sweeps[recommender] = expand_grid(recommender, entry.get("params") or {}, entry.get("grid") or {})
+SWEEP_KEYS = {"params", "grid", "refit"}
+
+
+def load_sweeps(*paths: Path) -> dict[str, Sweep]:
+    """Sweeps from folders with one ``<recommender>.yaml`` per recommender, or from YAML files with
+    a section per recommender; a later path adds to or replaces the recommenders of earlier ones.
+
+    Each entry holds ``params`` (fixed), ``grid`` ({name: [values]}) and ``refit`` (default true).
+    """
+    sweeps: dict[str, Sweep] = {}
+    for path in paths:
+        for recommender, entry in _entries(path).items():
+            sweeps[recommender] = _sweep(path, recommender, entry or {})
     return sweeps
+
+
+def _entries(path: Path) -> dict[str, Any]:
+    if not path.is_dir():
+        return yaml.safe_load(path.read_text()) or {}
+    entries = {file.stem: yaml.safe_load(file.read_text()) for file in sorted(path.glob("*.yaml"))}
+    if not entries:
+        raise ValueError(f"{path}: no <recommender>.yaml files")
+    return entries
+
+
+def _sweep(path: Path, recommender: str, entry: dict[str, Any]) -> Sweep:
+    unknown = set(entry) - SWEEP_KEYS
+    if unknown:
+        raise ValueError(f"{path}: {recommender} has unknown keys {sorted(unknown)}; use {sorted(SWEEP_KEYS)}")
+    configs = expand_grid(recommender, entry.get("params") or {}, entry.get("grid") or {})
+    return Sweep(recommender, configs, refit=bool(entry.get("refit", True)))
 
 
 def train_and_validate(
     config: SweepConfig, dataset: DatasetVersion, artifacts_root: Path, log: Logger | None = None
 ) -> SweepResult:
-    """Train one configuration and score it on validation only (test is never looked at here)."""
-    artifact = train(config.recommender, config.params, dataset, artifacts_root, log=log)
-    valid = evaluate(artifact.load(), dataset.load()["valid"], k=10).summary
-    return SweepResult(config, artifact, valid)
+    """Train one configuration on train and score it on validation (test is never looked at here)."""
+    return SweepResult(config, train(config.recommender, config.params, dataset, artifacts_root, log=log))
+
+
+def refit(
+    chosen: SweepResult, dataset: DatasetVersion, artifacts_root: Path, log: Logger | None = None
+) -> ModelArtifact:
+    """The chosen configuration trained on train+valid, carrying its validation metrics from selection.
+
+    Models that stopped early train for the epoch count that was best on validation.
+    """
+    params = dict(chosen.config.params)
+    if "best_epoch" in chosen.artifact.metadata:
+        params["epochs"] = chosen.artifact.metadata["best_epoch"]
+    artifact = train(chosen.config.recommender, params, dataset, artifacts_root, log=log, trained_on=TRAIN_AND_VALID)
+    return replace(artifact, valid=chosen.valid)
 
 
 def best(results: Sequence[SweepResult], metric: str = SELECTION_METRIC) -> SweepResult:

@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models.base import RECOMMENDERS, Logger, Recommender, load_recommender
 from recs_platform.validation.datasets import DatasetVersion
 from recs_platform.versioning import code_version
+
+TRAIN = "train"
+# The chosen configuration refit on train and validation together: once hyperparameters (and
+# epoch counts) are fixed, validation data is training data (Dacrema et al., RecSys 2019).
+TRAIN_AND_VALID = "train+valid"
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,10 @@ class ModelArtifact:
     is_learned: bool
     fit_seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    trained_on: str = TRAIN
+    # Validation metrics of the configuration as fit on train alone: what selection and the
+    # reports compare, since a model refit on train+valid has seen the validation items.
+    valid: dict[str, float] = field(default_factory=dict)
 
     def load(self) -> Recommender:
         return load_recommender(Path(self.path))
@@ -42,21 +54,27 @@ def train(
     dataset: DatasetVersion,
     artifacts_root: Path,
     log: Logger | None = None,
+    trained_on: str = TRAIN,
 ) -> ModelArtifact:
-    """Fit ``recommender`` on the dataset's train split (validation for early stopping) and save.
+    """Fit ``recommender`` on the dataset's train split and save it with its provenance.
 
-    The artifact directory is keyed by data version and config, so a rerun overwrites the
-    same artifact instead of accumulating copies.
+    On ``TRAIN`` the validation split drives early stopping and is scored afterwards; on
+    ``TRAIN_AND_VALID`` both splits are training data and nothing is validated. The artifact
+    directory is keyed by data version, config and splits, so a rerun overwrites the same
+    artifact instead of accumulating copies.
     """
     if recommender not in RECOMMENDERS:
         raise KeyError(f"unknown recommender {recommender!r}; known: {sorted(RECOMMENDERS)}")
+    if trained_on not in (TRAIN, TRAIN_AND_VALID):
+        raise ValueError(f"trained_on must be {TRAIN!r} or {TRAIN_AND_VALID!r}, got {trained_on!r}")
     tables = dataset.load()
+    refit = trained_on == TRAIN_AND_VALID
     model = RECOMMENDERS[recommender](**params)
     started = time.perf_counter()
     model.fit(
-        tables["train"],
+        pd.concat([tables["train"], tables["valid"]], ignore_index=True) if refit else tables["train"],
         catalog_items=tables["items"].item_id,
-        valid=tables["valid"],
+        valid=None if refit else tables["valid"],
         log=log,
         users=tables["users"],
         items=tables["items"],
@@ -67,9 +85,11 @@ def train(
         data_version=dataset.version,
         code_version=version,
         config={"recommender": recommender, "params": model.params},
+        trained_on=trained_on,
         fit_seconds=round(fit_seconds, 3),
     )
-    path = artifacts_root / recommender / f"{dataset.version}-{config_hash(recommender, model.params)}"
+    suffix = "-refit" if refit else ""
+    path = artifacts_root / recommender / f"{dataset.version}-{config_hash(recommender, model.params)}{suffix}"
     model.save(path)
     return ModelArtifact(
         recommender=recommender,
@@ -80,4 +100,6 @@ def train(
         is_learned=model.is_learned,
         fit_seconds=fit_seconds,
         metadata=dict(model.metadata),
+        trained_on=trained_on,
+        valid={} if refit else evaluate(model, tables["valid"], k=10).summary,
     )

@@ -1,10 +1,23 @@
 """Sweeps from configuration: grid expansion, YAML loading, selection on validation only."""
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from recs_platform.sweeps import SweepConfig, SweepResult, best, expand_grid, load_sweeps, sweep_table
-from recs_platform.training import ModelArtifact
+from recs_platform.sweeps import (
+    SweepConfig,
+    SweepResult,
+    best,
+    expand_grid,
+    load_sweeps,
+    refit,
+    sweep_table,
+    train_and_validate,
+)
+from recs_platform.training import TRAIN, TRAIN_AND_VALID, ModelArtifact, train
+from recs_platform.validation.datasets import DatasetVersion, freeze
 
 
 def test_grid_expands_to_the_cartesian_product_on_top_of_fixed_params():
@@ -22,9 +35,9 @@ def test_config_ids_are_stable_across_loads(tmp_path):
     path = tmp_path / "sweeps.yaml"
     path.write_text("popularity: {}\nbpr:\n  params: {epochs: 3}\n  grid:\n    factors: [8, 16]\n")
     first, second = load_sweeps(path), load_sweeps(path)
-    assert [c.config_id for c in first["bpr"]] == [c.config_id for c in second["bpr"]]
-    assert first["popularity"] == [SweepConfig("popularity", first["popularity"][0].config_id, {})]
-    assert first["bpr"][1].params == {"epochs": 3, "factors": 16}
+    assert [c.config_id for c in first["bpr"].configs] == [c.config_id for c in second["bpr"].configs]
+    assert first["popularity"].configs == [SweepConfig("popularity", first["popularity"].configs[0].config_id, {})]
+    assert first["bpr"].configs[1].params == {"epochs": 3, "factors": 16}
 
 
 def test_unknown_keys_are_refused(tmp_path):
@@ -35,8 +48,8 @@ def test_unknown_keys_are_refused(tmp_path):
 
 
 def _result(config_id: str, valid_ndcg: float) -> SweepResult:
-    artifact = ModelArtifact("bpr", f"/x/{config_id}", "v", "c", {}, True, 1.0)
-    return SweepResult(SweepConfig("bpr", config_id, {"id": config_id}), artifact, {"ndcg@10": valid_ndcg})
+    artifact = ModelArtifact("bpr", f"/x/{config_id}", "v", "c", {}, True, 1.0, valid={"ndcg@10": valid_ndcg})
+    return SweepResult(SweepConfig("bpr", config_id, {"id": config_id}), artifact)
 
 
 def test_best_is_chosen_on_validation_and_the_table_lists_every_configuration():
@@ -47,9 +60,93 @@ def test_best_is_chosen_on_validation_and_the_table_lists_every_configuration():
     assert isinstance(table, pd.DataFrame) and "valid_ndcg@10" in table
 
 
-def test_shipped_sweep_files_load():
+def test_shipped_sweep_folders_load_one_file_per_recommender():
     from assets.resources import CONFIG_DIR
 
-    for path in CONFIG_DIR.glob("recommenders*.yaml"):
-        sweeps = load_sweeps(path)
-        assert "popularity" in sweeps and "bpr" in sweeps, path
+    dev = load_sweeps(CONFIG_DIR / "recommenders")
+    assert {"popularity", "ease", "dlae", "bpr"} <= set(dev)
+    assert {path.stem for path in (CONFIG_DIR / "recommenders").glob("*.yaml")} == set(dev)
+    assert all(sweep.refit for sweep in dev.values())
+    assert {"popularity", "bpr"} <= set(load_sweeps(CONFIG_DIR / "recommenders.ci"))
+    full = load_sweeps(CONFIG_DIR / "recommenders", CONFIG_DIR / "recommenders.neural")
+    assert set(full) == set(dev) | {"two_tower", "sasrec"}
+
+
+def test_folder_sweeps_read_refit_and_later_paths_replace_earlier(tmp_path):
+    base, override = tmp_path / "base", tmp_path / "override"
+    base.mkdir(), override.mkdir()
+    (base / "ease.yaml").write_text("grid:\n  l2: [1.0, 2.0]\n")
+    (base / "popularity.yaml").write_text("# only a comment\n")
+    (override / "ease.yaml").write_text("refit: false\nparams: {l2: 3.0}\n")
+    sweeps = load_sweeps(base, override)
+    assert sweeps["popularity"].refit and len(sweeps["popularity"].configs) == 1
+    assert not sweeps["ease"].refit
+    assert [c.params for c in sweeps["ease"].configs] == [{"l2": 3.0}]
+    assert len(load_sweeps(base)["ease"].configs) == 2
+
+
+def test_an_empty_sweep_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no <recommender>.yaml"):
+        load_sweeps(tmp_path)
+
+
+# -- refit on train+valid --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory) -> DatasetVersion:
+    """40 users in two taste blocks of 10 items; per user one validation and one test item."""
+    rng = np.random.default_rng(5)
+    rows = {"train": [], "valid": [], "test": []}
+    for user in range(40):
+        items = rng.permutation(np.arange(10) + (0 if user < 20 else 100))
+        rows["test"].append((user, items[0]))
+        rows["valid"].append((user, items[1]))
+        rows["train"] += [(user, item) for item in items[2:]]
+    tables = {
+        split: pd.DataFrame(pairs, columns=["user_id", "item_id"]).assign(timestamp=pd.Timestamp("2024-01-01"))
+        for split, pairs in rows.items()
+    }
+    tables["users"] = pd.DataFrame({"user_id": np.arange(40)})
+    tables["items"] = pd.DataFrame({"item_id": np.r_[np.arange(10), np.arange(100, 110)]})
+    return freeze(tables, tmp_path_factory.mktemp("datasets"), {"source": "test"})
+
+
+def pairs(frame: pd.DataFrame) -> set[tuple[int, int]]:
+    return set(zip(frame.user_id, frame.item_id, strict=True))
+
+
+def test_training_on_train_scores_validation(blocks, tmp_path):
+    artifact = train("ease", {"l2": 1.0}, blocks, tmp_path)
+    assert artifact.trained_on == TRAIN and artifact.metadata["trained_on"] == TRAIN
+    assert artifact.valid["ndcg@10"] > 0.3  # the block structure is learnable
+    seen = artifact.load().recommend(range(40), k=20, exclude_seen=False)
+    assert pairs(blocks.load()["valid"]) <= pairs(seen)  # validation items were not masked as seen
+
+
+def test_refit_trains_the_chosen_configuration_on_train_and_valid(blocks, tmp_path):
+    chosen = train_and_validate(SweepConfig("ease", "c0", {"l2": 1.0}), blocks, tmp_path)
+    final = refit(chosen, blocks, tmp_path)
+    assert final.trained_on == TRAIN_AND_VALID and final.metadata["trained_on"] == TRAIN_AND_VALID
+    assert final.valid == chosen.valid  # the validation metrics it was selected on
+    assert Path(final.path) != Path(chosen.artifact.path) and Path(chosen.artifact.path).exists()
+    model, tables = final.load(), blocks.load()
+    recs = model.recommend(range(40), k=20)  # seen items are masked: train and validation now
+    assert not pairs(recs) & (pairs(tables["train"]) | pairs(tables["valid"]))
+    assert pairs(tables["test"]) <= pairs(recs)
+
+
+def test_refit_of_an_early_stopped_model_trains_for_its_best_epoch_count(blocks, tmp_path):
+    params = {"factors": 4, "epochs": 12, "eval_every": 1, "patience": 2, "seed": 1, "learning_rate": 0.05}
+    chosen = train_and_validate(SweepConfig("bpr", "c0", params), blocks, tmp_path)
+    best_epoch = chosen.artifact.metadata["best_epoch"]
+    assert 1 <= best_epoch <= chosen.artifact.metadata["epochs_trained"]
+    final = refit(chosen, blocks, tmp_path)
+    assert final.params["epochs"] == best_epoch
+    assert final.metadata["epochs_trained"] == best_epoch  # no validation, so no early stop
+    assert "best_epoch" not in final.metadata
+
+
+def test_unknown_split_choice_is_refused(blocks, tmp_path):
+    with pytest.raises(ValueError, match="trained_on"):
+        train("popularity", {}, blocks, tmp_path, trained_on="test")

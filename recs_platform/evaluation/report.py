@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_platform.evaluation.evaluate import evaluate
+from recs_platform.evaluation.evaluate import EvaluationResult, evaluate
 from recs_platform.models.base import Recommender
+from recs_platform.training import ModelArtifact
 
 PRIMARY_METRIC = "ndcg@10"
 
@@ -56,29 +57,36 @@ class EvaluationReport:
         return [s for s in self.scores.values() if not s.is_learned]
 
 
-def score_recommender(
-    model: Recommender, tables: dict[str, pd.DataFrame], k: int, run_dir: Path
-) -> tuple[dict[str, float], dict[str, float], int]:
-    """Validation metrics (train masked) and test metrics (train and validation masked)."""
-    valid = evaluate(model, tables["valid"], k=k)
+def score_on_test(model: Recommender, tables: dict[str, pd.DataFrame], k: int, run_dir: Path) -> EvaluationResult:
+    """Test metrics with train and validation items masked; the run files go to ``run_dir``."""
     test = evaluate(model, tables["test"], k=k, exclude=tables["valid"])
     test.write_run_files(run_dir)
-    return valid.summary, test.summary, test.n_users
+    return test
 
 
 def build_report(
-    models: Sequence[tuple[Recommender, str]],
+    artifacts: Sequence[ModelArtifact],
     tables: dict[str, pd.DataFrame],
     dataset_version: str,
     out_dir: Path,
     k: int = 10,
 ) -> EvaluationReport:
-    """Evaluate each ``(model, artifact_path)`` and write run files under ``out_dir/<name>/``."""
+    """Score each artifact on test and write its run files under ``out_dir/<name>/``.
+
+    Validation metrics are the ones the artifact was selected on (fit on train alone), so a
+    model refit on train+valid is compared on the same footing as one that was not.
+    """
     report = EvaluationReport(dataset_version=dataset_version, k=k)
-    for model, artifact_path in models:
-        run_dir = out_dir / model.name
-        valid, test, n_users = score_recommender(model, tables, k, run_dir)
-        report.scores[model.name] = ModelScores(
-            model.name, model.is_learned, valid, test, n_users, str(run_dir), artifact_path
+    for artifact in artifacts:
+        run_dir = out_dir / artifact.recommender
+        test = score_on_test(artifact.load(), tables, k, run_dir)
+        report.scores[artifact.recommender] = ModelScores(
+            artifact.recommender,
+            artifact.is_learned,
+            artifact.valid,
+            test.summary,
+            test.n_users,
+            str(run_dir),
+            artifact.path,
         )
     return report

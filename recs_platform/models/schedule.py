@@ -14,7 +14,7 @@ def train_epochs(
     """BPR's schedule for any torch recommender: ``epochs`` epochs, validation every
     ``eval_every``, stop after ``patience`` evaluations without improvement, keep the best weights."""
     params = model.params
-    best_score, best_state, stale, epoch = -np.inf, None, 0, 0
+    best_score, best_state, best_epoch, stale, epoch = -np.inf, None, 0, 0, 0
     for epoch in range(1, params["epochs"] + 1):
         started = time.perf_counter()
         loss = run_epoch()
@@ -23,7 +23,7 @@ def train_epochs(
             score = validate()
             message += f", valid ndcg@10 {score:.4f}"
             if score > best_score:
-                best_score, best_state, stale = score, model._state(), 0
+                best_score, best_state, best_epoch, stale = score, model._state(), epoch, 0
             else:
                 stale += 1
         log(message)
@@ -33,4 +33,5 @@ def train_epochs(
     if best_state is not None:
         model._restore(best_state)
         model.metadata["best_valid_ndcg@10"] = float(best_score)
+        model.metadata["best_epoch"] = best_epoch  # what a refit without validation trains for
     model.metadata["epochs_trained"] = epoch
