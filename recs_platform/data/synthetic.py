@@ -113,6 +113,16 @@ class _Workspace:
     exposure: np.ndarray  # (chunk rows, new items) float32
 
 
+@dataclass(frozen=True)
+class _World:
+    """Everything event generation reads: the configuration, users, items and the chunk buffers."""
+
+    config: SyntheticConfig
+    users: _Users
+    items: _Items
+    workspace: _Workspace
+
+
 def generate(config: SyntheticConfig) -> Synthetic:
     """Generate users, items and events for ``config`` deterministically from its seed."""
     rng = np.random.default_rng(config.seed)
@@ -259,12 +269,12 @@ def _make_events(
 ) -> pd.DataFrame:
     """Generate events chunk by chunk of users and assemble the landing-shaped frame."""
     rows_per_chunk = max(1, CHUNK_CELLS // config.n_items)
-    workspace = _workspace(config, items, rows_per_chunk)
+    world = _World(config, users, items, _workspace(config, items, rows_per_chunk))
     # The user × item product has an inner size of n_factors + 1: it is memory-bound, and BLAS
     # threads only add synchronisation (ten times slower on a busy machine).
     with threadpool_limits(limits=1, user_api="blas"):
         parts = [
-            _events_for_users(rng, config, users, items, chunk, counts[chunk], workspace)
+            _events_for_users(rng, world, chunk, counts[chunk])
             for chunk in np.array_split(np.arange(config.n_users), -(-config.n_users // rows_per_chunk))
         ]
     user, item, seconds, value = (np.concatenate(column) for column in zip(*parts, strict=True))
@@ -301,13 +311,7 @@ def _workspace(config: SyntheticConfig, items: _Items, rows: int) -> _Workspace:
 
 
 def _events_for_users(
-    rng: np.random.Generator,
-    config: SyntheticConfig,
-    users: _Users,
-    items: _Items,
-    chunk: np.ndarray,
-    k: np.ndarray,
-    workspace: _Workspace,
+    rng: np.random.Generator, world: _World, chunk: np.ndarray, k: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``k[j]`` distinct items for each user ``chunk[j]``, with timestamps and ratings.
 
@@ -315,8 +319,8 @@ def _events_for_users(
     window end, after choosing the item with weight ∝ that span, makes every released
     (item, time) pair equally likely: the choice is among the items out at the event time.
     """
-    row, item = _choose_items(rng, config, users, items, chunk, k, workspace)
-    user = chunk[row]
+    row, item = _choose_items(rng, world, chunk, k)
+    users, items, user = world.users, world.items, chunk[row]
     affinity = np.einsum("ij,ij->i", users.taste[user], items.vectors[item])
     opens = np.maximum(users.window_start[user], items.release_day[item])
     end = users.window_end[user]
@@ -326,13 +330,7 @@ def _events_for_users(
 
 
 def _choose_items(
-    rng: np.random.Generator,
-    config: SyntheticConfig,
-    users: _Users,
-    items: _Items,
-    chunk: np.ndarray,
-    k: np.ndarray,
-    workspace: _Workspace,
+    rng: np.random.Generator, world: _World, chunk: np.ndarray, k: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(row in chunk, item) pairs: ``k[j]`` distinct items per user, a weighted sample without replacement.
 
@@ -341,34 +339,35 @@ def _choose_items(
     redraws ran out, use the Gumbel top-k trick on exact log weights: same distribution, but a
     pass over the catalogue per user.
     """
-    weight = _choice_weights(config, users, items, chunk, workspace)
+    config = world.config
+    weight = _choice_weights(world, chunk)
     light = k * 4 <= config.n_old_items  # old items are out for everyone, so support >= n_old
     row, item, done = _successive_draws(rng, weight, np.where(light, k, 0))
     redo = np.flatnonzero(~done)
     if len(redo) == 0:
         return row, item
-    score = _log_choice_weights(config, users, items, chunk[redo]) + rng.gumbel(size=(len(redo), config.n_items))
+    score = _log_choice_weights(world, chunk[redo]) + rng.gumbel(size=(len(redo), config.n_items))
     extra = [np.argpartition(-score[j], k[r] - 1)[: k[r]] for j, r in enumerate(redo)]
     return np.concatenate([row, np.repeat(redo, k[redo])]), np.concatenate([item, *extra])
 
 
-def _log_choice_weights(config: SyntheticConfig, users: _Users, items: _Items, chunk: np.ndarray) -> np.ndarray:
+def _log_choice_weights(world: _World, chunk: np.ndarray) -> np.ndarray:
     """log(popularity × exp(affinity / temperature) × share of the user's window the item is out)."""
+    config, users, items = world.config, world.users, world.items
     start, end = users.window_start[chunk, None], users.window_end[chunk, None]
     exposure = np.clip((end - np.maximum(start, items.release_day)) / (end - start), 0.0, None)
     with np.errstate(divide="ignore"):
         return items.log_popularity + users.taste[chunk] @ items.vectors.T / config.temperature + np.log(exposure)
 
 
-def _choice_weights(
-    config: SyntheticConfig, users: _Users, items: _Items, chunk: np.ndarray, workspace: _Workspace
-) -> np.ndarray:
+def _choice_weights(world: _World, chunk: np.ndarray) -> np.ndarray:
     """``exp(_log_choice_weights)`` up to a factor per user, fast: this is the hot loop.
 
     Works in float32 in reused buffers, popularity rides along in the matrix product and only the
     new-item block (the last ids) needs the exposure factor. Tiny weights may underflow to 0;
     users left short because of that fall back to the exact path.
     """
+    config, users, items, workspace = world.config, world.users, world.items, world.workspace
     left = np.hstack([users.taste[chunk] / config.temperature, np.ones((len(chunk), 1))]).astype(np.float32)
     weight = np.matmul(left, workspace.right, out=workspace.weight[: len(chunk)])
     weight -= weight.max(axis=1, keepdims=True)  # exp stays finite at any temperature
