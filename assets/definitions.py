@@ -18,7 +18,7 @@ from assets.automation import (
 from assets.datasets import dataset
 from assets.dbt import dbt_models
 from assets.deployment import candidate_model, deployment, deployment_gates
-from assets.evaluation import evaluation_report, evaluation_suite, over_models
+from assets.evaluation import evaluation_report, evaluation_suite, next_item_evaluation, next_item_models, over_models
 from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
@@ -29,6 +29,8 @@ from recs_platform.sweeps import load_sweeps
 def build_definitions(env: str | None = None, home: Path | None = None) -> dg.Definitions:
     """Definitions for one environment; tests pass a temporary home."""
     models = model_assets(load_sweeps(*sweeps_paths(env)))
+    model_keys = [model.key for model in models]
+    sequential = next_item_models(model_keys)
     return dg.Definitions(
         assets=[
             landing_zone,
@@ -38,8 +40,9 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             dataset,
             dataset_statistics_report,
             *models,
-            over_models(evaluation_report, [model.key for model in models]),
-            over_models(evaluation_suite, [model.key for model in models]),
+            over_models(evaluation_report, model_keys),
+            over_models(evaluation_suite, model_keys),
+            *([over_models(next_item_evaluation, sequential)] if sequential else []),
             candidate_model,
             deployment,
         ],

@@ -8,6 +8,7 @@ from pydantic import Field
 from assets.resources import StorageResource
 from recs_platform.evaluation.html_report import write_html_report
 from recs_platform.evaluation.report import EvaluationReport, build_report
+from recs_platform.evaluation.sequential import compare_next_item
 from recs_platform.evaluation.suite import full_evaluation
 from recs_platform.training import ModelArtifact
 from recs_platform.validation.datasets import DatasetVersion
@@ -82,3 +83,32 @@ def evaluation_suite(
             "same_first_item_flagged": ", ".join(flagged) or "none",
         }
     )
+
+
+# General recommenders compared with the sequential model on its task, when they are trained.
+NEXT_ITEM_PEERS = ("popularity", "bpr")
+
+
+def next_item_evaluation(
+    context: dg.AssetExecutionContext, dataset: DatasetVersion, **models: ModelArtifact
+) -> dg.MaterializeResult:
+    """Next-item prediction under leave-one-out (RecBole's sequential protocol): each model is
+    refit, with its chosen configuration, on every user's sequence but the last two items, and
+    ranks the full catalogue for the last one (history masked)."""
+    chosen = {artifact.recommender: artifact.params for artifact in models.values()}
+    table = compare_next_item(dataset.load(), chosen, log=context.log.info)
+    return dg.MaterializeResult(
+        metadata={
+            "dataset_version": dataset.version,
+            "next_item_metrics": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")),
+            **{f"{row.recommender}_next_item_ndcg@10": float(row["ndcg@10"]) for _, row in table.iterrows()},
+        }
+    )
+
+
+def next_item_models(model_keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
+    """The model assets ``next_item_evaluation`` compares: SASRec and its peers; none without SASRec."""
+    names = {key.path[-1]: key for key in model_keys}
+    if "sasrec_model" not in names:
+        return []
+    return [names[f"{name}_model"] for name in ("sasrec", *NEXT_ITEM_PEERS) if f"{name}_model" in names]

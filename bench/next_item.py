@@ -8,14 +8,11 @@ user's history masked; SASRec predicts the test item from the whole sequence bef
 """
 
 import argparse
-import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_out_split
-from recs_platform.models import BPRRecommender, PopularityRecommender, SASRecRecommender
+from recs_platform.evaluation.sequential import compare_next_item
 from recs_platform.validation.datasets import DatasetVersion
 
 
@@ -26,17 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tables = DatasetVersion(args.dataset.name, str(args.dataset)).load()
-    split = leave_one_out_split(pd.concat([tables[name] for name in ("train", "valid", "test")], ignore_index=True))
-    catalog = tables["items"].item_id.to_numpy()
-    rows = []
-    for model in (PopularityRecommender(), BPRRecommender(), SASRecRecommender()):
-        started = time.perf_counter()
-        model.fit(split["train"], catalog_items=catalog, valid=split["valid"])
-        fit = time.perf_counter() - started
-        rows.append({"recommender": model.name, "fit_s": fit, **evaluate_next_item(model, split).summary})
-        print(rows[-1], flush=True)
-    print(f"\nleave-one-out split sizes: { {name: len(frame) for name, frame in split.items()} }\n")
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+    table = compare_next_item(tables, {"popularity": {}, "bpr": {}, "sasrec": {}}, log=print)
+    print(table.to_markdown(index=False, floatfmt=".4f"))
 
 
 if __name__ == "__main__":

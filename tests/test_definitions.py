@@ -138,3 +138,17 @@ def test_cli_help_documents_every_subcommand(capsys):
     text = capsys.readouterr().out
     for command in ("import", "synth", "bootstrap", "run", "serve", "status", "rollback", "demo"):
         assert command in text
+
+
+def test_next_item_evaluation_exists_only_with_a_sequential_model(tmp_path, monkeypatch):
+    from assets.resources import CONFIG_DIR
+
+    monkeypatch.setenv("RECS_HOME", str(tmp_path))
+    assert (
+        dg.AssetKey("next_item_evaluation")
+        not in build_definitions("ci", tmp_path).resolve_asset_graph().get_all_asset_keys()
+    )
+    monkeypatch.setenv("RECS_SWEEPS", f"{CONFIG_DIR / 'recommenders'}:{CONFIG_DIR / 'recommenders.neural'}")
+    graph = build_definitions("dev", tmp_path).resolve_asset_graph()
+    parents = {key.to_user_string() for key in graph.get(dg.AssetKey("next_item_evaluation")).parent_keys}
+    assert parents == {"dataset", "sasrec_model", "popularity_model", "bpr_model"}

@@ -98,10 +98,14 @@ def test_full_graph_deploys_the_gated_model(deployed):
         m.materialization for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("bpr_model")
     )
     assert "valid_ndcg@10" in bpr_materialization.metadata["sweep"].value
+    assert bpr_materialization.metadata["trained_on"].value == "train+valid"
     metadata = registry_of(home).metadata(record.tag)
     assert metadata["data_version"] == result.output_for_node("dataset").version
     assert metadata["code_version"].startswith("src-")
     assert metadata["config"]["recommender"] == chosen.recommender
+    assert metadata["trained_on"] == "train+valid"
+    # The candidate was chosen on the validation score of its train-only fit, which the report keeps.
+    assert metadata["valid_metrics"] == chosen.valid and chosen.valid["ndcg@10"] > 0.1
 
 
 def test_every_landed_event_file_is_an_ingested_partition(deployed):

@@ -86,7 +86,7 @@ def test_folder_sweeps_read_refit_and_later_paths_replace_earlier(tmp_path):
 
 
 def test_an_empty_sweep_folder_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="no <recommender>.yaml"):
+    with pytest.raises(ValueError, match=r"no <recommender>\.yaml"):
         load_sweeps(tmp_path)
 
 

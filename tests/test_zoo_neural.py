@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers_recommenders import RecommenderContract
 
-from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_out_split
+from recs_platform.evaluation.sequential import compare_next_item, evaluate_next_item, leave_one_out_split
 from recs_platform.models import RECOMMENDERS, PopularityRecommender, SASRecRecommender, TwoTowerRecommender
 from recs_platform.models.base import RECOMMENDATION_COLUMNS, load_recommender
 
@@ -212,3 +212,44 @@ def test_leave_one_out_ignores_row_order() -> None:
         pd.testing.assert_frame_equal(a[name], b[name])
     assert len(a["test"]) == len(a["valid"]) == interactions.user_id.nunique()
     assert sum(map(len, a.values())) == len(interactions)
+
+
+# -- next-item evaluation asset ------------------------------------------------------------------
+
+
+def test_next_item_evaluation_asset_compares_sasrec_with_its_peers(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from assets.evaluation import next_item_evaluation, over_models
+    from recs_platform.training import ModelArtifact
+    from recs_platform.validation.datasets import freeze
+
+    interactions = successor_sequences()
+    # How the dataset was split does not matter: the asset re-splits all of it leave-one-out.
+    thirds = np.arange(len(interactions)) % 3
+    tables = {name: interactions[thirds == i] for i, name in enumerate(("train", "valid", "test"))}
+    tables["users"] = pd.DataFrame({"user_id": np.sort(interactions.user_id.unique())})
+    tables["items"] = pd.DataFrame({"item_id": np.arange(20)})
+    dataset = freeze(tables, tmp_path, {"source": "test"})
+    params = {"max_len": 10, "hidden": 32, "blocks": 1, "epochs": 30, "batch_size": 32, "learning_rate": 0.01}
+    # The asset reads only which recommender was chosen with which parameters, and refits it.
+    chosen = {
+        f"{name}_model": ModelArtifact(name, "unused", dataset.version, "c", p, True, 0.0)
+        for name, p in (("sasrec", {**params, "seed": 1}), ("popularity", {}))
+    }
+    asset = over_models(next_item_evaluation, [dg.AssetKey(key) for key in chosen])
+    result = asset(dg.build_asset_context(), dataset=dataset, **chosen)
+    metadata = result.metadata
+    assert "| sasrec" in metadata["next_item_metrics"].value
+    assert metadata["sasrec_next_item_ndcg@10"] > 0.6
+    assert metadata["sasrec_next_item_ndcg@10"] > metadata["popularity_next_item_ndcg@10"]
+
+
+def test_compare_next_item_matches_evaluating_each_model_by_hand(successor_split) -> None:
+    interactions = successor_sequences()
+    tables = {"train": interactions, "valid": interactions.iloc[:0], "test": interactions.iloc[:0]}
+    tables |= {"users": pd.DataFrame({"user_id": []}), "items": pd.DataFrame({"item_id": np.arange(20)})}
+    table = compare_next_item(tables, {"popularity": {}}).set_index("recommender")
+    popularity = PopularityRecommender().fit(successor_split["train"], catalog_items=range(20))
+    expected = evaluate_next_item(popularity, successor_split).summary
+    assert table.loc["popularity", ["ndcg@10", "hit@10", "mrr@10"]].to_dict() == pytest.approx(expected)
