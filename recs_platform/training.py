@@ -48,6 +48,15 @@ def config_hash(recommender: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
+def training_rows(tables: dict[str, pd.DataFrame], trained_on: str) -> pd.DataFrame:
+    """The interactions a model ``trained_on`` the given splits learned from."""
+    if trained_on == TRAIN:
+        return tables["train"]
+    if trained_on == TRAIN_AND_VALID:
+        return pd.concat([tables["train"], tables["valid"]], ignore_index=True)
+    raise ValueError(f"trained_on must be {TRAIN!r} or {TRAIN_AND_VALID!r}, got {trained_on!r}")
+
+
 def train(
     recommender: str,
     params: dict[str, Any],
@@ -65,14 +74,13 @@ def train(
     """
     if recommender not in RECOMMENDERS:
         raise KeyError(f"unknown recommender {recommender!r}; known: {sorted(RECOMMENDERS)}")
-    if trained_on not in (TRAIN, TRAIN_AND_VALID):
-        raise ValueError(f"trained_on must be {TRAIN!r} or {TRAIN_AND_VALID!r}, got {trained_on!r}")
     tables = dataset.load()
+    rows = training_rows(tables, trained_on)
     refit = trained_on == TRAIN_AND_VALID
     model = RECOMMENDERS[recommender](**params)
     started = time.perf_counter()
     model.fit(
-        pd.concat([tables["train"], tables["valid"]], ignore_index=True) if refit else tables["train"],
+        rows,
         catalog_items=tables["items"].item_id,
         valid=None if refit else tables["valid"],
         log=log,

@@ -9,7 +9,7 @@ import pytest
 from recs_platform.models import PopularityRecommender
 from recs_platform.registry import ModelRegistry, write_bundle
 from recs_platform.validation.datasets import freeze
-from recs_platform.validation.monitoring import drift_against_production, production_dataset
+from recs_platform.validation.monitoring import drift_against_production, production_training_data
 
 N_USERS, N_ITEMS = 200, 50
 
@@ -53,21 +53,39 @@ def _tables(seed: int, young_share: float) -> dict[str, pd.DataFrame]:
     }
 
 
+def promote_bundle(home, registry: ModelRegistry, reference, metadata: dict) -> None:
+    """Register a popularity bundle of ``reference`` with ``metadata`` and make it production."""
+    model = PopularityRecommender().fit(reference.load()["train"])
+    bundle = write_bundle(home / "bundle", model, model, reference.load()["items"], {})
+    registry.promote(registry.register(bundle, {"data_version": reference.version, **metadata}, {}), "test")
+
+
 @pytest.fixture
 def platform(tmp_path):
     """A registry whose production bundle was trained on a balanced dataset."""
     reference = freeze(_tables(seed=1, young_share=0.5), tmp_path / "datasets", {})
-    model = PopularityRecommender().fit(reference.load()["train"])
-    bundle = write_bundle(tmp_path / "bundle", model, model, reference.load()["items"], {})
     registry = ModelRegistry(tmp_path / "store", tmp_path / "pointer.json")
-    tag = registry.register(bundle, {"data_version": reference.version}, {})
-    registry.promote(tag, "test")
+    promote_bundle(tmp_path, registry, reference, {})
     return tmp_path, registry, reference
 
 
-def test_production_dataset_is_the_one_the_served_model_was_trained_on(platform):
+def test_production_training_data_is_what_the_served_model_was_trained_on(platform):
     home, registry, reference = platform
-    assert production_dataset(registry, home / "datasets").version == reference.version
+    production = production_training_data(registry, home / "datasets")
+    assert production.dataset.version == reference.version
+    assert production.trained_on == "train"  # the bundle's metadata does not say: train alone
+    promote_bundle(home, registry, reference, {"trained_on": "train+valid"})
+    assert production_training_data(registry, home / "datasets").trained_on == "train+valid"
+
+
+def test_drift_reference_is_every_row_the_served_model_learned_from(platform):
+    home, registry, reference = platform
+    tables = reference.load()
+    before = drift_against_production(reference, registry, home / "datasets", home / "logs", 0.2, newest_days=30)
+    assert len(before[0].reference) == len(tables["train"])
+    promote_bundle(home, registry, reference, {"trained_on": "train+valid"})
+    after = drift_against_production(reference, registry, home / "datasets", home / "logs", 0.2, newest_days=30)
+    assert len(after[0].reference) == len(tables["train"]) + len(tables["valid"])
 
 
 def test_newest_data_drift_fires_on_a_shift_and_stays_quiet_on_a_resample(platform):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from recs_platform.registry import ModelRegistry
+from recs_platform.training import TRAIN, training_rows
 from recs_platform.validation.datasets import DatasetVersion
 from recs_platform.validation.drift import (
     DriftReport,
@@ -28,14 +29,27 @@ class DriftComparison:
     report: DriftReport
 
 
-def production_dataset(registry: ModelRegistry, datasets_root: Path) -> DatasetVersion | None:
-    """The frozen dataset the serving model was trained on, if a model serves and it is on disk."""
+@dataclass(frozen=True)
+class ProductionTraining:
+    """What the serving model learned from: a frozen dataset and the splits it was trained on."""
+
+    dataset: DatasetVersion
+    trained_on: str
+
+
+def production_training_data(registry: ModelRegistry, datasets_root: Path) -> ProductionTraining | None:
+    """The frozen dataset and splits the serving model was trained on, if a model serves and the
+    dataset is on disk."""
     record = registry.production()
     if record is None:
         return None
-    version = registry.metadata(record.tag).get("data_version")
-    path = datasets_root / str(version)
-    return DatasetVersion(str(version), str(path)) if path.exists() else None
+    metadata = registry.metadata(record.tag)
+    version = str(metadata.get("data_version"))
+    path = datasets_root / version
+    if not path.exists():
+        return None
+    # Bundles from before refitting existed were trained on the train split alone.
+    return ProductionTraining(DatasetVersion(version, str(path)), metadata.get("trained_on") or TRAIN)
 
 
 def newest_interactions(tables: dict[str, pd.DataFrame], days: float) -> pd.DataFrame:
@@ -54,11 +68,12 @@ def drift_against_production(
     newest_days: float,
 ) -> list[DriftComparison]:
     """Newest data, and served requests when logs exist, against the production training data."""
-    reference_version = production_dataset(registry, datasets_root)
-    if reference_version is None:
+    production = production_training_data(registry, datasets_root)
+    if production is None:
         return []
-    reference_tables = reference_version.load()
-    reference = interaction_features(reference_tables["train"], reference_tables["users"], reference_tables["items"])
+    reference_tables = production.dataset.load()
+    rows = training_rows(reference_tables, production.trained_on)
+    reference = interaction_features(rows, reference_tables["users"], reference_tables["items"])
     tables = current.load()
     newest = interaction_features(newest_interactions(tables, newest_days), tables["users"], tables["items"])
     comparisons = [_compare("newest_data", reference, newest, threshold)]
