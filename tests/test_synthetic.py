@@ -114,8 +114,9 @@ def test_fast_weights_match_the_exact_log_weights() -> None:
     users = syn._make_users(rng, config, genre_vectors)
     items = syn._make_items(rng, config, genre_vectors)
     chunk = np.arange(50)
-    fast = syn._choice_weights(config, users, items, chunk, syn._workspace(config, items, len(chunk)))
-    exact = np.exp(syn._log_choice_weights(config, users, items, chunk))
+    world = syn._World(config, users, items, syn._workspace(config, items, len(chunk)))
+    fast = syn._choice_weights(world, chunk)
+    exact = np.exp(syn._log_choice_weights(world, chunk))
     fast = fast[:, : config.n_items] / fast.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(fast, exact / exact.sum(axis=1, keepdims=True), rtol=1e-3, atol=1e-7)
 
