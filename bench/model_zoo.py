@@ -28,7 +28,7 @@ from recs_platform.evaluation.evaluate import evaluate, score_run
 from recs_platform.evaluation.significance import paired_bootstrap
 from recs_platform.models import RECOMMENDERS
 from recs_platform.sweeps import SweepConfig, refit, train_and_validate
-from recs_platform.training import TRAIN, TRAIN_AND_VALID
+from recs_platform.training import TRAIN, TRAIN_AND_VALID, training_rows
 from recs_platform.validation.datasets import DatasetVersion
 
 K = 10
@@ -42,9 +42,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def ours(dataset: DatasetVersion, skip: list[str], artifacts: Path) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+def ours(
+    dataset: DatasetVersion, tables: dict[str, pd.DataFrame], skip: list[str], artifacts: Path
+) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     """Metric rows for both protocols, and per-user test metrics keyed by ``name/protocol``."""
-    test, valid = dataset.load()["test"], dataset.load()["valid"]
+    test, valid = tables["test"], tables["valid"]
     rows, per_user = [], {}
     for name in sorted(set(RECOMMENDERS) - set(skip)):
         chosen = train_and_validate(SweepConfig(name, "defaults", {}), dataset, artifacts)
@@ -62,7 +64,7 @@ def _row(name: str, source: str, trained_on: str, fit_seconds: float, per_user: 
 
 
 def _matrix(tables: dict[str, pd.DataFrame], trained_on: str) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    rows_in = tables["train"] if trained_on == TRAIN else pd.concat([tables["train"], tables["valid"]])
+    rows_in = training_rows(tables, trained_on)
     users = np.sort(tables["train"].user_id.unique())
     items = np.sort(tables["items"].item_id.unique())
     rows = np.searchsorted(users, rows_in.user_id)
@@ -72,7 +74,7 @@ def _matrix(tables: dict[str, pd.DataFrame], trained_on: str) -> tuple[sp.csr_ma
 
 def _per_user_from_scores(scores: np.ndarray, users: np.ndarray, items: np.ndarray, tables: dict) -> pd.DataFrame:
     """Per-user test metrics of the top-K after masking train and validation items."""
-    masked = pd.concat([tables["train"], tables["valid"]])
+    masked = training_rows(tables, TRAIN_AND_VALID)
     scores = scores.copy()
     scores[np.searchsorted(users, masked.user_id), np.searchsorted(items, masked.item_id)] = -np.inf
     top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
@@ -141,7 +143,7 @@ def main() -> None:
     dataset = DatasetVersion(args.dataset.name, str(args.dataset))
     tables = dataset.load()
     with tempfile.TemporaryDirectory() as artifacts:
-        rows, per_user = ours(dataset, args.skip, Path(artifacts))
+        rows, per_user = ours(dataset, tables, args.skip, Path(artifacts))
     reference = {}
     for trained_on in (TRAIN, TRAIN_AND_VALID):
         reference_rows, reference[trained_on] = references(tables, trained_on)

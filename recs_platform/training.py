@@ -57,6 +57,26 @@ def training_rows(tables: dict[str, pd.DataFrame], trained_on: str) -> pd.DataFr
     raise ValueError(f"trained_on must be {TRAIN!r} or {TRAIN_AND_VALID!r}, got {trained_on!r}")
 
 
+def fit_recommender(
+    recommender: str,
+    params: dict[str, Any],
+    rows: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    valid: pd.DataFrame | None = None,
+    log: Logger | None = None,
+) -> tuple[Recommender, float]:
+    """A new ``recommender`` fit on ``rows`` with the dataset's catalogue and feature tables
+    (``valid`` for early stopping), and the fit's wall seconds."""
+    if recommender not in RECOMMENDERS:
+        raise KeyError(f"unknown recommender {recommender!r}; known: {sorted(RECOMMENDERS)}")
+    model = RECOMMENDERS[recommender](**params)
+    started = time.perf_counter()
+    model.fit(
+        rows, catalog_items=tables["items"].item_id, valid=valid, log=log, users=tables["users"], items=tables["items"]
+    )
+    return model, time.perf_counter() - started
+
+
 def train(
     recommender: str,
     params: dict[str, Any],
@@ -72,22 +92,10 @@ def train(
     directory is keyed by data version, config and splits, so a rerun overwrites the same
     artifact instead of accumulating copies.
     """
-    if recommender not in RECOMMENDERS:
-        raise KeyError(f"unknown recommender {recommender!r}; known: {sorted(RECOMMENDERS)}")
     tables = dataset.load()
-    rows = training_rows(tables, trained_on)
     refit = trained_on == TRAIN_AND_VALID
-    model = RECOMMENDERS[recommender](**params)
-    started = time.perf_counter()
-    model.fit(
-        rows,
-        catalog_items=tables["items"].item_id,
-        valid=None if refit else tables["valid"],
-        log=log,
-        users=tables["users"],
-        items=tables["items"],
-    )
-    fit_seconds = time.perf_counter() - started
+    rows = training_rows(tables, trained_on)
+    model, fit_seconds = fit_recommender(recommender, params, rows, tables, None if refit else tables["valid"], log)
     version = code_version()
     model.metadata.update(
         data_version=dataset.version,

@@ -7,14 +7,14 @@ user's history masked, so sequential and general recommenders are compared on eq
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
 from recs_platform.evaluation.evaluate import EvaluationResult, evaluate
-from recs_platform.models.base import RECOMMENDERS, Logger, Recommender
+from recs_platform.models.base import Logger, Recommender
+from recs_platform.training import fit_recommender
 
 NEXT_ITEM_METRICS = ("ndcg", "hit", "mrr")
 
@@ -72,17 +72,7 @@ def compare_next_item(
     split = leave_one_out_split(interactions)
     rows = []
     for name, params in recommenders.items():
-        model = RECOMMENDERS[name](**params)
-        started = time.perf_counter()
-        model.fit(
-            split["train"],
-            catalog_items=tables["items"].item_id,
-            valid=split["valid"],
-            log=log,
-            users=tables["users"],
-            items=tables["items"],
-        )
-        fit_seconds = time.perf_counter() - started
+        model, fit_seconds = fit_recommender(name, params, split["train"], tables, split["valid"], log)
         rows.append({"recommender": name, "fit_seconds": fit_seconds, **evaluate_next_item(model, split, k).summary})
         if log is not None:
             log(f"next-item {name}: {rows[-1]}")
