@@ -2,12 +2,15 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 
 from assets.ingestion import RAW_CATALOGS, RAW_EVENTS, events_are_fresh, landed_event_files
+from assets.resources import StorageResource, WarehouseResource
 from recs_platform.data.events import file_sha256, landed_files
-from recs_platform.settings import PlatformPaths
+from recs_platform.data.ingestion import ingested_hashes
+from recs_platform.data.warehouse import WarehouseBusy
 
 ingest_events_job = dg.define_asset_job(
     "ingest_events",
@@ -54,13 +57,12 @@ retrain_on_new_data = dg.AutomationConditionSensorDefinition(
 )
 
 
-def _fingerprints(kind: str, previous: dict[str, list[str]]) -> dict[str, list[str]]:
+def _fingerprints(landing: Path, kind: str, previous: dict[str, list[str]]) -> dict[str, list[str]]:
     """Landed files of one kind by name, as [size:mtime, sha256].
 
     The content hash is recomputed only when size or mtime moved, so a file rewritten with
     identical bytes (e.g. a replay or a producer retry) does not trigger a re-ingestion.
     """
-    landing = PlatformPaths.from_env().landing
     prints = {}
     for path in landed_files(landing, kind):
         stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
@@ -78,28 +80,42 @@ def _run_key(prefix: str, changed: dict[str, str]) -> str:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def landing_zone_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def landing_zone_sensor(
+    context: dg.SensorEvaluationContext, storage: StorageResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
     """Adds a partition per new event file and ingests it; a changed catalog reruns the pipeline.
 
-    New files are ingested in one run over their partition range; a file that changed after it
-    was ingested is re-ingested as its own partition (its rows are replaced, never duplicated).
-    Downstream assets follow by their automation conditions.
+    A file is pending when its content hash is neither in the warehouse's ingestion ledger
+    (``raw.ingested_files``, whoever ingested it, the daemon or ``recs-platform run``) nor among
+    the hashes this sensor already requested (its cursor). New files are ingested in one run over
+    their partition range; a file that changed after it was ingested is re-ingested as its own
+    partition (its rows are replaced, never duplicated). Downstream assets follow by their
+    automation conditions.
     """
-    seen = json.loads(context.cursor) if context.cursor else {}
-    current = {kind: _fingerprints(kind, seen.get(kind, {})) for kind in ("events", *RAW_CATALOGS)}
-    changed = {
-        kind: {name: sha for name, (_, sha) in files.items() if seen.get(kind, {}).get(name, [None, None])[1] != sha}
+    requested = json.loads(context.cursor) if context.cursor else {}
+    landing = storage.paths.landing
+    current = {kind: _fingerprints(landing, kind, requested.get(kind, {})) for kind in ("events", *RAW_CATALOGS)}
+    try:
+        ingested = ingested_hashes(Path(warehouse.path))
+    except WarehouseBusy:
+        return dg.SkipReason("the warehouse is busy (an ingestion or dbt step is writing); checking next tick")
+    pending = {
+        kind: {
+            name: sha
+            for name, (_, sha) in files.items()
+            if sha not in (ingested.get(kind, {}).get(name), requested.get(kind, {}).get(name, [None, None])[1])
+        }
         for kind, files in current.items()
     }
-    if not any(changed.values()):
-        return dg.SkipReason("no new or changed files in the landing zone")
+    context.update_cursor(json.dumps(current))
+    if not any(pending.values()):
+        return dg.SkipReason("every landed file is ingested or already requested")
     known = set(context.instance.get_dynamic_partitions(landed_event_files.name))
-    new = [name for name in changed["events"] if name not in known]
-    requests = _event_requests(changed["events"], new)
-    catalogs = {kind: files for kind, files in changed.items() if kind != "events" and files}
+    new = [name for name in pending["events"] if name not in known]
+    requests = _event_requests(pending["events"], new)
+    catalogs = {kind: files for kind, files in pending.items() if kind != "events" and files}
     if catalogs:
         requests.append(dg.RunRequest(run_key=_run_key("catalogs", catalogs), job_name=pipeline_job.name))
-    context.update_cursor(json.dumps(current))
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[landed_event_files.build_add_request(new)] if new else [],

@@ -8,31 +8,26 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import GateSettings, RegistryResource
+from recs_platform.artifacts import DatasetVersion
 from recs_platform.deployment import Candidate, deploy, evaluate_gates, select_candidate
+from recs_platform.evaluation.gates import GATES
 from recs_platform.evaluation.report import EvaluationReport
-from recs_platform.validation.datasets import DatasetVersion
 
 
 @dg.asset(group_name="deployment", automation_condition=dg.AutomationCondition.eager())
 def candidate_model(evaluation_report: EvaluationReport) -> dg.Output[Candidate]:
     """The learned model with the best validation score, with its test and baseline scores."""
     candidate = select_candidate(evaluation_report)
+    metric = evaluation_report.metric
     return dg.Output(
         candidate,
         metadata={
             "recommender": candidate.scores.recommender,
-            "valid_ndcg@10": candidate.scores.valid["ndcg@10"],
-            "test_ndcg@10": candidate.scores.test["ndcg@10"],
+            f"valid_{metric}": candidate.scores.valid[metric],
+            f"test_{metric}": candidate.scores.test[metric],
             "data_version": candidate.dataset_version,
         },
     )
-
-
-GATES = {
-    "threshold": "The candidate's test metric is at least the configured floor.",
-    "beats_baselines": "The candidate beats every baseline on the same test set.",
-    "no_regression": "The candidate is no worse than the serving champion, re-scored on this test set.",
-}
 
 
 @dg.multi_asset_check(

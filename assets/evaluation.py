@@ -1,17 +1,18 @@
 """Every recommender through the same evaluation; one comparison report."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from assets.resources import StorageResource
+from assets.resources import GateSettings, StorageResource
+from recs_platform.artifacts import DatasetVersion, ModelArtifact
 from recs_platform.evaluation.html_report import write_html_report
 from recs_platform.evaluation.report import EvaluationReport, build_report
-from recs_platform.evaluation.sequential import compare_next_item
 from recs_platform.evaluation.suite import full_evaluation
-from recs_platform.training import ModelArtifact
-from recs_platform.validation.datasets import DatasetVersion
+from recs_platform.models.base import load_recommender
+from recs_platform.training import compare_next_item
 
 
 def over_models(compute: Callable[..., object], model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -25,16 +26,20 @@ def over_models(compute: Callable[..., object], model_keys: list[dg.AssetKey]) -
 
 
 def evaluation_report(
-    context: dg.AssetExecutionContext, dataset: DatasetVersion, storage: StorageResource, **models: ModelArtifact
+    context: dg.AssetExecutionContext,
+    dataset: DatasetVersion,
+    storage: StorageResource,
+    gate: GateSettings,
+    **models: ModelArtifact,
 ) -> dg.Output[EvaluationReport]:
-    """Scores every recommender on test (full ranking, train and validation masked, K=10) beside
-    the validation metrics it was selected on.
+    """Scores every recommender on test (full ranking, train and validation masked, at the
+    configured metric's cutoff) beside the validation metrics it was selected on.
 
     Writes each model's top-k run file and ground truth as Parquet so outside tools can
     recompute the metrics.
     """
     out_dir = storage.paths.evaluations / dataset.version
-    report = build_report(list(models.values()), dataset.load(), dataset.version, out_dir)
+    report = build_report(list(models.values()), dataset.load(), dataset.version, out_dir, gate.metric)
     context.log.info("test metrics:\n" + report.markdown("test"))
     metadata: dict[str, object] = {
         "dataset_version": dataset.version,
@@ -43,7 +48,7 @@ def evaluation_report(
         "run_files": dg.MetadataValue.path(str(out_dir)),
     }
     for name, scores in report.scores.items():
-        metadata[f"{name}_test_ndcg@10"] = scores.test["ndcg@10"]
+        metadata[f"{name}_test_{gate.metric}"] = scores.test[gate.metric]
     return dg.Output(report, metadata=metadata)
 
 
@@ -62,12 +67,15 @@ def evaluation_suite(
     config: SuiteConfig,
     dataset: DatasetVersion,
     storage: StorageResource,
+    gate: GateSettings,
     **models: ModelArtifact,
 ) -> dg.MaterializeResult:
     """Accuracy at several k, coverage, diversity, novelty, popularity bias, slices, custom metrics and
     significance against the best baseline, with plots and a standalone HTML report."""
-    loaded = {artifact.recommender: artifact.load() for artifact in models.values()}
-    suite = full_evaluation(loaded, dataset.load(), ks=config.ks, custom_metrics=config.custom_metrics)
+    loaded = {artifact.recommender: load_recommender(Path(artifact.path)) for artifact in models.values()}
+    suite = full_evaluation(
+        loaded, dataset.load(), ks=config.ks, custom_metrics=config.custom_metrics, primary_metric=gate.metric
+    )
     html = write_html_report(suite, storage.paths.evaluations / dataset.version / "report.html")
     flagged = [name for name, model in suite.models.items() if model.first_item.flagged]
     if flagged:
@@ -90,13 +98,13 @@ NEXT_ITEM_PEERS = ("popularity", "bpr")
 
 
 def next_item_evaluation(
-    context: dg.AssetExecutionContext, dataset: DatasetVersion, **models: ModelArtifact
+    context: dg.AssetExecutionContext, dataset: DatasetVersion, gate: GateSettings, **models: ModelArtifact
 ) -> dg.MaterializeResult:
     """Next-item prediction under leave-one-out (RecBole's sequential protocol): each model is
     refit, with its chosen configuration, on every user's sequence but the last two items, and
     ranks the full catalogue for the last one (history masked)."""
     chosen = {artifact.recommender: artifact.params for artifact in models.values()}
-    table = compare_next_item(dataset.load(), chosen, log=context.log.info)
+    table = compare_next_item(dataset.load(), chosen, log=context.log.info, metric=gate.metric)
     return dg.MaterializeResult(
         metadata={
             "dataset_version": dataset.version,

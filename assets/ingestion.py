@@ -10,8 +10,8 @@ import pandas as pd
 from assets.resources import RawHealthSettings, StorageResource, WarehouseResource
 from recs_platform.data.events import LANDING_KINDS, landed_files
 from recs_platform.data.ingestion import FileReport, ingest_file
-from recs_platform.data.monitoring import events_freshness, quarantine_rates
 from recs_platform.data.warehouse import ensure_raw_schema
+from recs_platform.monitoring.raw_health import events_freshness, quarantine_rates
 
 # One partition per landed event file, keyed by its name inside landing/events/.
 landed_event_files = dg.DynamicPartitionsDefinition(name="landed_event_files")

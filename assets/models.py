@@ -1,15 +1,40 @@
 """One asset per recommender; each configuration of its sweep trains as its own step, the best on
-validation is refit on train+valid as the model that is evaluated and deployed."""
+validation is refit on train+valid as the model that is evaluated and deployed.
+
+The asset names are built from the sweep files' names, so this table (checked by
+tests/test_docs.py) is where to find them:
+
+| asset | sweep file | class | module |
+|---|---|---|---|
+| `cooccurrence_model` | `config/recommenders/cooccurrence.yaml` | `CooccurrenceRecommender` | `recs_platform/models/heuristics.py` |
+| `popularity_model` | `config/recommenders/popularity.yaml` | `PopularityRecommender` | `recs_platform/models/popularity.py` |
+| `recent_history_model` | `config/recommenders/recent_history.yaml` | `RecentHistoryRecommender` | `recs_platform/models/heuristics.py` |
+| `segment_popularity_model` | `config/recommenders/segment_popularity.yaml` | `SegmentPopularityRecommender` | `recs_platform/models/heuristics.py` |
+| `bpr_model` | `config/recommenders/bpr.yaml` | `BPRRecommender` | `recs_platform/models/bpr.py` |
+| `dlae_model` | `config/recommenders/dlae.yaml` | `DLAERecommender` | `recs_platform/models/neighbors.py` |
+| `ease_model` | `config/recommenders/ease.yaml` | `EASERecommender` | `recs_platform/models/neighbors.py` |
+| `item_knn_model` | `config/recommenders/item_knn.yaml` | `ItemKNNRecommender` | `recs_platform/models/neighbors.py` |
+| `sasrec_model` | `config/recommenders.neural/sasrec.yaml` | `SASRecRecommender` | `recs_platform/models/sasrec.py` |
+| `two_tower_model` | `config/recommenders.neural/two_tower.yaml` | `TwoTowerRecommender` | `recs_platform/models/two_tower.py` |
+"""
 
 import json
 
 import dagster as dg
 from pydantic import Field
 
-from assets.resources import StorageResource
-from recs_platform.sweeps import Sweep, SweepConfig, SweepResult, best, refit, sweep_table, train_and_validate
-from recs_platform.training import ModelArtifact
-from recs_platform.validation.datasets import DatasetVersion
+from assets.resources import GateSettings, StorageResource
+from recs_platform.artifacts import DatasetVersion, ModelArtifact
+from recs_platform.sweeps import (
+    Sweep,
+    SweepConfig,
+    SweepResult,
+    best,
+    check_params,
+    refit,
+    sweep_table,
+    train_and_validate,
+)
 
 
 class SweepRunConfig(dg.Config):
@@ -30,23 +55,34 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
         override = json.loads(config.override_params_json)
         for sweep_config in sweep.configs:
             params = {**sweep_config.params, **override}
+            check_params(name, params, source="override_params_json")
             yield dg.DynamicOutput(
                 SweepConfig(name, sweep_config.config_id, params), mapping_key=sweep_config.config_id
             )
 
     @dg.op(name=f"{name}_train", tags={"recommender": name})
     def train_one(
-        context: dg.OpExecutionContext, sweep_config: SweepConfig, dataset: DatasetVersion, storage: StorageResource
+        context: dg.OpExecutionContext,
+        sweep_config: SweepConfig,
+        dataset: DatasetVersion,
+        storage: StorageResource,
+        gate: GateSettings,
     ) -> SweepResult:
-        result = train_and_validate(sweep_config, dataset, storage.paths.artifacts, log=context.log.info)
-        context.log.info(f"{sweep_config.config_id} {sweep_config.params}: valid ndcg@10 {result.valid['ndcg@10']:.4f}")
+        result = train_and_validate(sweep_config, dataset, storage.paths.artifacts, context.log.info, gate.metric)
+        context.log.info(
+            f"{sweep_config.config_id} {sweep_config.params}: valid {gate.metric} {result.valid[gate.metric]:.4f}"
+        )
         return result
 
     @dg.op(name=f"{name}_select")
     def select(
-        context: dg.OpExecutionContext, results: list[SweepResult], dataset: DatasetVersion, storage: StorageResource
+        context: dg.OpExecutionContext,
+        results: list[SweepResult],
+        dataset: DatasetVersion,
+        storage: StorageResource,
+        gate: GateSettings,
     ) -> dg.Output[ModelArtifact]:
-        chosen = best(results)
+        chosen = best(results, gate.metric)
         final = chosen.artifact
         if sweep.refit:
             context.log.info(f"refitting {chosen.config.config_id} on train+valid")
@@ -58,9 +94,11 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
                 "chosen_config": chosen.config.config_id,
                 "params": dg.MetadataValue.json(final.params),
                 "trained_on": final.trained_on,
-                "valid_ndcg@10": chosen.valid["ndcg@10"],
+                f"valid_{gate.metric}": chosen.valid[gate.metric],
                 "configurations": len(results),
-                "sweep": dg.MetadataValue.md(sweep_table(results).to_markdown(index=False, floatfmt=".4f")),
+                "sweep": dg.MetadataValue.md(
+                    sweep_table(results, gate.metric).to_markdown(index=False, floatfmt=".4f")
+                ),
                 "fit_seconds": round(final.fit_seconds, 2),
                 "data_version": final.data_version,
                 "code_version": final.code_version,
@@ -72,7 +110,7 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
         name=f"{name}_model",
         group_name="models",
         description=(
-            f"{name}: best of {len(sweep.configs)} configuration(s) on validation NDCG@10"
+            f"{name}: best of {len(sweep.configs)} configuration(s) on the validation metric"
             + (", refit on train+valid." if sweep.refit else ".")
         ),
         automation_condition=dg.AutomationCondition.eager(),

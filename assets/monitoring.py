@@ -6,10 +6,10 @@ import dagster as dg
 
 from assets.datasets import dataset
 from assets.resources import DriftSettings, RegistryResource, StorageResource
-from recs_platform.validation.datasets import DatasetVersion
-from recs_platform.validation.monitoring import drift_against_production
-from recs_platform.validation.plots import drift_plot_markdown
-from recs_platform.validation.statistics import dataset_statistics, statistics_markdown, write_statistics
+from recs_platform.artifacts import DatasetVersion
+from recs_platform.monitoring.plots import drift_plot_markdown
+from recs_platform.monitoring.production import drift_against_production
+from recs_platform.monitoring.statistics import dataset_statistics, statistics_markdown, write_statistics
 
 
 @dg.asset(group_name="datasets", automation_condition=dg.AutomationCondition.eager())

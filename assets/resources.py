@@ -10,10 +10,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 from recs_platform.data import warehouse
+from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.registry import ModelRegistry
 from recs_platform.settings import PlatformPaths
 
@@ -86,13 +87,23 @@ class DriftSettings(dg.ConfigurableResource):
 
 
 class GateSettings(dg.ConfigurableResource):
-    """What a candidate must reach before it may replace the champion."""
+    """The platform's one metric, and what a candidate must reach on it before it may replace the champion."""
 
-    metric: str = Field(default="ndcg@10", description="Metric every gate compares.")
+    metric: str = Field(
+        default=DEFAULT_METRIC,
+        description="<name>@<k> that drives early stopping, sweep selection, the candidate choice, the gates and "
+        "the reports' ranking (e.g. ndcg@10, recall@20).",
+    )
     min_metric: float = Field(default=0.2, description="Absolute floor for the candidate's test metric.")
     champion_tolerance: float = Field(
         default=0.005, description="How far below the champion (re-scored on the same test set) a candidate may be."
     )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        parse_metric(metric)
+        return metric
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -107,14 +118,34 @@ def sweeps_paths(env: str | None = None) -> list[Path]:
     return [CONFIG_DIR / ("recommenders.ci" if env == "ci" else "recommenders")]
 
 
+# Environment variables that override a setting's declared default: (variable, setting, field).
+ENV_OVERRIDES = (
+    ("RECS_SPLIT_PROTOCOL", "split", "protocol"),
+    ("RECS_FRESHNESS_WINDOW_HOURS", "raw_health", "freshness_window_hours"),
+    ("RECS_MAX_QUARANTINE_RATE", "raw_health", "max_quarantine_rate"),
+    ("RECS_DRIFT_PSI", "drift", "psi_threshold"),
+    ("RECS_GATE_METRIC", "gate", "metric"),
+    ("RECS_GATE_MIN_METRIC", "gate", "min_metric"),
+)
+# The production floor is stricter than the declared default.
+ENV_DEFAULTS = {"prod": {"gate": {"min_metric": 0.25}}}
+
+
+def _settings(name: str, env: str) -> dict[str, str | float]:
+    """Field values of setting ``name`` that the environment chooses; the rest keep their defaults."""
+    values: dict[str, str | float] = dict(ENV_DEFAULTS.get(env, {}).get(name, {}))
+    for variable, setting, field in ENV_OVERRIDES:
+        if setting == name and variable in os.environ:
+            values[field] = os.environ[variable]
+    return values
+
+
 def resources_for(env: str | None = None, home: Path | None = None) -> dict[str, object]:
     """All resources for one environment; the only place where environments differ."""
     env = env or os.environ.get("RECS_ENV", "dev")
     paths = PlatformPaths(home.resolve()) if home else PlatformPaths.from_env()
     # dbt reads the warehouse path from this variable (see dbt_project/profiles.yml).
     os.environ["RECS_WAREHOUSE_PATH"] = str(paths.warehouse)
-    split = SplitSettings(protocol=os.environ.get("RECS_SPLIT_PROTOCOL", "random_per_user"))
-    gate_floor = {"dev": 0.2, "ci": 0.2, "prod": 0.25}[env]
     return {
         "storage": StorageResource(home=str(paths.home)),
         "warehouse": WarehouseResource(path=str(paths.warehouse)),
@@ -126,11 +157,8 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
         "registry": RegistryResource(
             store_dir=str(paths.bentoml_home / "models"), pointer_path=str(paths.production_pointer)
         ),
-        "split": split,
-        "raw_health": RawHealthSettings(
-            freshness_window_hours=float(os.environ.get("RECS_FRESHNESS_WINDOW_HOURS", 24)),
-            max_quarantine_rate=float(os.environ.get("RECS_MAX_QUARANTINE_RATE", 0.05)),
-        ),
-        "drift": DriftSettings(psi_threshold=float(os.environ.get("RECS_DRIFT_PSI", 0.2))),
-        "gate": GateSettings(min_metric=float(os.environ.get("RECS_GATE_MIN_NDCG", gate_floor))),
+        "split": SplitSettings(**_settings("split", env)),
+        "raw_health": RawHealthSettings(**_settings("raw_health", env)),
+        "drift": DriftSettings(**_settings("drift", env)),
+        "gate": GateSettings(**_settings("gate", env)),
     }

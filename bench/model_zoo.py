@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recs_platform.artifacts import TRAIN, TRAIN_AND_VALID, DatasetVersion, training_rows
 from recs_platform.evaluation.evaluate import evaluate, score_run
 from recs_platform.evaluation.significance import paired_bootstrap
 from recs_platform.models import RECOMMENDERS
+from recs_platform.models.base import load_recommender
 from recs_platform.sweeps import SweepConfig, refit, train_and_validate
-from recs_platform.training import TRAIN, TRAIN_AND_VALID, training_rows
-from recs_platform.validation.datasets import DatasetVersion
 
 K = 10
 EASE_L2 = 500.0
@@ -51,7 +51,7 @@ def ours(
     for name in sorted(set(RECOMMENDERS) - set(skip)):
         chosen = train_and_validate(SweepConfig(name, "defaults", {}), dataset, artifacts)
         for artifact in (chosen.artifact, refit(chosen, dataset, artifacts)):
-            result = evaluate(artifact.load(), test, k=K, exclude=valid)
+            result = evaluate(load_recommender(Path(artifact.path)), test, k=K, exclude=valid)
             per_user[f"{name}/{artifact.trained_on}"] = result.per_user
             rows.append(_row(name, "recs-platform", artifact.trained_on, artifact.fit_seconds, result.per_user))
             print(rows[-1], flush=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from recs_platform.evaluation.sequential import compare_next_item
-from recs_platform.validation.datasets import DatasetVersion
+from recs_platform.artifacts import DatasetVersion
+from recs_platform.training import compare_next_item
 
 
 def main() -> None:

@@ -1,12 +1,7 @@
-"""The ``recs-platform`` command line.
+"""The library's commands of ``recs-platform``: data in, serving and the registry.
 
-recs-platform import movielens --source DIR   MovieLens-100K → landing zone (daily files)
-recs-platform synth --users N --items N --events N   synthetic logs → landing zone
-recs-platform bootstrap                       MovieLens if available, else synthetic (said loudly)
-recs-platform run                             materialize the whole asset graph once
-recs-platform serve --port 3000               the BentoML prediction API
-recs-platform status | rollback               the production pointer (deploys only go through the gates)
-recs-platform demo                            bootstrap, run, then Dagster UI + daemon + API
+The commands that run the asset graph (``run``, ``demo``) sit above both layers, in
+``assets/cli.py``, which adds them to this parser; the library never imports Dagster.
 """
 
 from __future__ import annotations
@@ -16,15 +11,16 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from recs_platform.data import movielens
+from recs_platform.data.events import landed_files
 from recs_platform.settings import PlatformPaths
 
 DEFAULT_MOVIELENS_DIR = "data/ml-100k"
+SERVICE = "recs_platform.serving.service:RecommenderService"
 
 
 def _movielens_dir(value: str | None) -> Path:
@@ -59,7 +55,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    """Land MovieLens-100K; offline and without a local copy, land synthetic data instead."""
+    """Land MovieLens-100K unless events have landed already; offline and without a local copy,
+    land synthetic data instead."""
+    landing = PlatformPaths.from_env().landing
+    already = landed_files(landing, "events")
+    if already:
+        print(f"the landing zone already holds {len(already)} event files; nothing to bootstrap")
+        return 0
     try:
         source = movielens.ensure(_movielens_dir(args.source), allow_download=True)
     except movielens.MovieLensUnavailable as reason:
@@ -69,43 +71,17 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
             f"FALLING BACK TO THE BUILT-IN SYNTHETIC GENERATOR: the demo runs on synthetic data.\n{banner}"
         )
         return cmd_synth(argparse.Namespace(users=943, items=1682, events=100_000, seed=7, days=210))
-    written = movielens.import_to_landing(source, PlatformPaths.from_env().landing)
+    written = movielens.import_to_landing(source, landing)
     print(f"landed MovieLens-100K from {source}: {len(written)} files")
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Ingest every landed file and materialize the graph once, recorded in the Dagster instance."""
-    import dagster as dg
-
-    from assets.definitions import defs
-    from assets.runner import materialize_all
-
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = materialize_all(defs, instance, PlatformPaths.from_env())
-    for evaluation in result.get_asset_check_evaluations():
-        if evaluation.check_name in ("threshold", "beats_baselines", "no_regression"):
-            print(f"gate {evaluation.check_name}: {'PASS' if evaluation.passed else 'FAIL'} {evaluation.description}")
-    print(f"pipeline run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-    return 0 if result.success else 1
+def serve_command(host: str, port: int) -> list[str]:
+    """The ``bentoml serve`` command line of the prediction API."""
+    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    command = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "recs_platform.serving.service:RecommenderService",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
-    return subprocess.call(command, env=_serving_env())
-
-
-def _serving_env() -> dict[str, str]:
+def serving_env() -> dict[str, str]:
     paths = PlatformPaths.from_env()
     return {
         **os.environ,
@@ -113,6 +89,10 @@ def _serving_env() -> dict[str, str]:
         "BENTOML_HOME": str(paths.bentoml_home),
         "BENTOML_DO_NOT_TRACK": "True",
     }
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return subprocess.call(serve_command(args.host, args.port), env=serving_env())
 
 
 def _registry():
@@ -134,51 +114,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Bootstrap and run the graph, then keep the Dagster UI, its daemon and the API running."""
-    if cmd_bootstrap(args) != 0 or cmd_run(args) != 0:
-        return 1
-    env = _serving_env()
-    api = subprocess.Popen([sys.executable, "-m", "recs_platform.cli", "serve", "--port", str(args.api_port)], env=env)
-    ui = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(args.ui_port),
-        ],
-        env=env,
-    )
-    print(
-        f"\nDagster UI (webserver + daemon): http://127.0.0.1:{args.ui_port}\n"
-        f"Recommendation API:              http://127.0.0.1:{args.api_port}/recommend  "
-        f"(try: curl -X POST -H 'content-type: application/json' -d '{{\"user_id\": 1, \"k\": 5}}' "
-        f"http://127.0.0.1:{args.api_port}/recommend)\nPress Ctrl-C to stop."
-    )
-    try:
-        while api.poll() is None and ui.poll() is None:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for process in (api, ui):
-            process.terminate()
-    return 0
+Commands = argparse._SubParsersAction  # what add_parser is called on
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recs-platform",
-        description="recs-platform: raw logs → dbt features → validated datasets → models → gated BentoML deployment.",
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_library_commands(commands: Commands) -> None:
+    """import, replay, synth, bootstrap, serve, status, rollback."""
     importer = commands.add_parser("import", help="import a public dataset into the landing zone")
     dataset = importer.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     ml = dataset.add_parser("movielens", help="MovieLens-100K → daily event files and catalogs")
@@ -205,11 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=7, help="random seed")
     synth.set_defaults(handler=cmd_synth)
 
-    boot = commands.add_parser("bootstrap", help="land MovieLens-100K, or synthetic data when it is unavailable")
+    boot = commands.add_parser(
+        "bootstrap", help="land MovieLens-100K (synthetic data when unavailable) unless events have landed"
+    )
     boot.add_argument("--source", help="MovieLens folder (default: $RECS_MOVIELENS_DIR)")
     boot.set_defaults(handler=cmd_bootstrap)
-
-    commands.add_parser("run", help="materialize the whole asset graph once").set_defaults(handler=cmd_run)
 
     serve = commands.add_parser("serve", help="serve the production model over HTTP (BentoML)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind")
@@ -223,18 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_rollback
     )
 
-    demo = commands.add_parser("demo", help="bootstrap, run the graph, then start the Dagster UI, daemon and API")
-    demo.add_argument("--source", help="MovieLens folder (default: $RECS_MOVIELENS_DIR)")
-    demo.add_argument("--ui-port", type=int, default=3001, help="Dagster UI port")
-    demo.add_argument("--api-port", type=int, default=3000, help="API port")
-    demo.set_defaults(handler=cmd_demo)
+
+def build_parser(*extensions: Callable[[Commands], None], epilog: str = "") -> argparse.ArgumentParser:
+    """The ``recs-platform`` parser: the library's commands plus those each extension adds."""
+    parser = argparse.ArgumentParser(
+        prog="recs-platform",
+        description="recs-platform: raw logs → dbt features → validated datasets → models → gated BentoML deployment.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_library_commands(commands)
+    for extend in extensions:
+        extend(commands)
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from recs_platform.artifacts import DatasetVersion
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.evaluation.gates import GateResult, baseline_gate, champion_gate, threshold_gate
+from recs_platform.evaluation.metrics import parse_metric
 from recs_platform.evaluation.report import EvaluationReport, ModelScores
 from recs_platform.models.base import load_recommender
 from recs_platform.models.popularity import PopularityRecommender
 from recs_platform.registry import ModelRegistry, ProductionRecord, ServingBundle, write_bundle
-from recs_platform.validation.datasets import DatasetVersion
 
 FALLBACK = "popularity"
 
@@ -46,14 +47,14 @@ def select_candidate(report: EvaluationReport) -> Candidate:
     return Candidate(report.dataset_version, report.best_learned(), baselines)
 
 
-def champion_metrics(registry: ModelRegistry, dataset: DatasetVersion, k: int = 10) -> dict[str, float] | None:
-    """The serving champion re-scored on this dataset's test set, or None if nothing serves."""
+def champion_metrics(registry: ModelRegistry, dataset: DatasetVersion, metric: str) -> dict[str, float] | None:
+    """The serving champion re-scored on this dataset's test set at ``metric``'s cutoff, or None if nothing serves."""
     record = registry.production()
     if record is None:
         return None
     champion = ServingBundle.load(registry.bundle_path(record.tag), record.tag).model
     tables = dataset.load()
-    return evaluate(champion, tables["test"], k=k, exclude=tables["valid"]).summary
+    return evaluate(champion, tables["test"], k=parse_metric(metric)[1], exclude=tables["valid"]).summary
 
 
 def evaluate_gates(
@@ -65,7 +66,7 @@ def evaluate_gates(
     results = [
         threshold_gate(test, metric, floor),
         baseline_gate(test, baselines, metric),
-        champion_gate(test, champion_metrics(registry, dataset), metric, tolerance),
+        champion_gate(test, champion_metrics(registry, dataset, metric), metric, tolerance),
     ]
     return {result.name: result for result in results}
 

@@ -12,11 +12,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from recs_platform.models.base import Logger
-from recs_platform.training import TRAIN_AND_VALID, ModelArtifact, train
-from recs_platform.validation.datasets import DatasetVersion
+from recs_platform.artifacts import TRAIN_AND_VALID, DatasetVersion, ModelArtifact
+from recs_platform.evaluation.metrics import DEFAULT_METRIC
+from recs_platform.models import RECOMMENDERS
+from recs_platform.models.base import InvalidParams, Logger
+from recs_platform.training import train
 
-SELECTION_METRIC = "ndcg@10"
+
+class SweepFileError(ValueError):
+    """A sweep file that names an unknown recommender, key or parameter, or gives a wrong type."""
 
 
 @dataclass(frozen=True)
@@ -70,33 +74,52 @@ def load_sweeps(*paths: Path) -> dict[str, Sweep]:
     """
     sweeps: dict[str, Sweep] = {}
     for path in paths:
-        for recommender, entry in _entries(path).items():
-            sweeps[recommender] = _sweep(path, recommender, entry or {})
+        for recommender, (source, entry) in _entries(path).items():
+            sweeps[recommender] = _sweep(source, recommender, entry or {})
     return sweeps
 
 
-def _entries(path: Path) -> dict[str, Any]:
+def _entries(path: Path) -> dict[str, tuple[Path, Any]]:
+    """``{recommender: (the file it is defined in, its entry)}``."""
     if not path.is_dir():
-        return yaml.safe_load(path.read_text()) or {}
-    entries = {file.stem: yaml.safe_load(file.read_text()) for file in sorted(path.glob("*.yaml"))}
+        return {name: (path, entry) for name, entry in (yaml.safe_load(path.read_text()) or {}).items()}
+    entries = {file.stem: (file, yaml.safe_load(file.read_text())) for file in sorted(path.glob("*.yaml"))}
     if not entries:
-        raise ValueError(f"{path}: no <recommender>.yaml files")
+        raise SweepFileError(f"{path}: no <recommender>.yaml files")
     return entries
 
 
 def _sweep(path: Path, recommender: str, entry: dict[str, Any]) -> Sweep:
+    """One recommender's sweep, every configuration validated against the recommender's ``Params``."""
+    if recommender not in RECOMMENDERS:
+        raise SweepFileError(f"{path}: unknown recommender {recommender!r}; known: {sorted(RECOMMENDERS)}")
     unknown = set(entry) - SWEEP_KEYS
     if unknown:
-        raise ValueError(f"{path}: {recommender} has unknown keys {sorted(unknown)}; use {sorted(SWEEP_KEYS)}")
+        raise SweepFileError(f"{path}: {recommender} has unknown keys {sorted(unknown)}; use {sorted(SWEEP_KEYS)}")
     configs = expand_grid(recommender, entry.get("params") or {}, entry.get("grid") or {})
+    for config in configs:
+        check_params(config.recommender, config.params, source=str(path))
     return Sweep(recommender, configs, refit=bool(entry.get("refit", True)))
 
 
+def check_params(recommender: str, params: dict[str, Any], source: str) -> None:
+    """Raise ``SweepFileError`` naming ``source``, the recommender and each bad field."""
+    try:
+        RECOMMENDERS[recommender].Params.parse(recommender, params)
+    except InvalidParams as error:
+        raise SweepFileError(f"{source}: recommender {error}") from None
+
+
 def train_and_validate(
-    config: SweepConfig, dataset: DatasetVersion, artifacts_root: Path, log: Logger | None = None
+    config: SweepConfig,
+    dataset: DatasetVersion,
+    artifacts_root: Path,
+    log: Logger | None = None,
+    metric: str = DEFAULT_METRIC,
 ) -> SweepResult:
     """Train one configuration on train and score it on validation (test is never looked at here)."""
-    return SweepResult(config, train(config.recommender, config.params, dataset, artifacts_root, log=log))
+    artifact = train(config.recommender, config.params, dataset, artifacts_root, log=log, metric=metric)
+    return SweepResult(config, artifact)
 
 
 def refit(
@@ -113,12 +136,12 @@ def refit(
     return replace(artifact, valid=chosen.valid)
 
 
-def best(results: Sequence[SweepResult], metric: str = SELECTION_METRIC) -> SweepResult:
+def best(results: Sequence[SweepResult], metric: str = DEFAULT_METRIC) -> SweepResult:
     """The configuration with the highest validation ``metric`` (first one on ties)."""
     return max(results, key=lambda result: result.valid[metric])
 
 
-def sweep_table(results: Sequence[SweepResult], metric: str = SELECTION_METRIC) -> pd.DataFrame:
+def sweep_table(results: Sequence[SweepResult], metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """One row per configuration: id, parameters, validation metrics, fit time; best first."""
     rows = [
         {

@@ -1,46 +1,26 @@
-"""Train any registered recommender on a frozen dataset and save it with its provenance."""
+"""Train any registered recommender on a frozen dataset and save it with its provenance.
+
+Training sits above evaluation: the held-out score that drives early stopping is computed by
+the same evaluation code as every report, on the one metric the platform is configured with.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from recs_platform.artifacts import TRAIN, TRAIN_AND_VALID, DatasetVersion, ModelArtifact, training_rows
 from recs_platform.evaluation.evaluate import evaluate
-from recs_platform.models.base import RECOMMENDERS, Logger, Recommender, load_recommender
-from recs_platform.validation.datasets import DatasetVersion
+from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
+from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_out_split
+from recs_platform.models.base import Logger, Recommender, Validator, new_recommender
 from recs_platform.versioning import code_version
-
-TRAIN = "train"
-# The chosen configuration refit on train and validation together: once hyperparameters (and
-# epoch counts) are fixed, validation data is training data (Dacrema et al., RecSys 2019).
-TRAIN_AND_VALID = "train+valid"
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """A trained recommender on disk, with what it was trained on and how."""
-
-    recommender: str
-    path: str
-    data_version: str
-    code_version: str
-    params: dict[str, Any]
-    is_learned: bool
-    fit_seconds: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-    trained_on: str = TRAIN
-    # Validation metrics of the configuration as fit on train alone: what selection and the
-    # reports compare, since a model refit on train+valid has seen the validation items.
-    valid: dict[str, float] = field(default_factory=dict)
-
-    def load(self) -> Recommender:
-        return load_recommender(Path(self.path))
 
 
 def config_hash(recommender: str, params: dict[str, Any]) -> str:
@@ -48,31 +28,33 @@ def config_hash(recommender: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def training_rows(tables: dict[str, pd.DataFrame], trained_on: str) -> pd.DataFrame:
-    """The interactions a model ``trained_on`` the given splits learned from."""
-    if trained_on == TRAIN:
-        return tables["train"]
-    if trained_on == TRAIN_AND_VALID:
-        return pd.concat([tables["train"], tables["valid"]], ignore_index=True)
-    raise ValueError(f"trained_on must be {TRAIN!r} or {TRAIN_AND_VALID!r}, got {trained_on!r}")
+def validator(model: Recommender, valid: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Validator:
+    """``metric`` of ``model`` on ``valid`` (training items masked), for early stopping."""
+    name, k = parse_metric(metric)
+    return Validator(metric, lambda: evaluate(model, valid, k=k, metrics=(name,)).summary[metric])
 
 
 def fit_recommender(
     recommender: str,
     params: dict[str, Any],
     rows: pd.DataFrame,
-    tables: dict[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame],
     valid: pd.DataFrame | None = None,
     log: Logger | None = None,
+    metric: str = DEFAULT_METRIC,
 ) -> tuple[Recommender, float]:
     """A new ``recommender`` fit on ``rows`` with the dataset's catalogue and feature tables
-    (``valid`` for early stopping), and the fit's wall seconds."""
-    if recommender not in RECOMMENDERS:
-        raise KeyError(f"unknown recommender {recommender!r}; known: {sorted(RECOMMENDERS)}")
-    model = RECOMMENDERS[recommender](**params)
+    (``valid`` and ``metric`` for early stopping), and the fit's wall seconds."""
+    model = new_recommender(recommender, params)
+    validate = validator(model, valid, metric) if valid is not None and not valid.empty else None
     started = time.perf_counter()
     model.fit(
-        rows, catalog_items=tables["items"].item_id, valid=valid, log=log, users=tables["users"], items=tables["items"]
+        rows,
+        catalog_items=tables["items"].item_id,
+        validate=validate,
+        log=log,
+        users=tables["users"],
+        items=tables["items"],
     )
     return model, time.perf_counter() - started
 
@@ -84,38 +66,62 @@ def train(
     artifacts_root: Path,
     log: Logger | None = None,
     trained_on: str = TRAIN,
+    metric: str = DEFAULT_METRIC,
 ) -> ModelArtifact:
     """Fit ``recommender`` on the dataset's train split and save it with its provenance.
 
-    On ``TRAIN`` the validation split drives early stopping and is scored afterwards; on
-    ``TRAIN_AND_VALID`` both splits are training data and nothing is validated. The artifact
-    directory is keyed by data version, config and splits, so a rerun overwrites the same
-    artifact instead of accumulating copies.
+    On ``TRAIN`` the validation split drives early stopping on ``metric`` and is scored
+    afterwards (every metric at ``metric``'s cutoff); on ``TRAIN_AND_VALID`` both splits are
+    training data and nothing is validated. The artifact directory is keyed by data version,
+    config and splits, so a rerun overwrites the same artifact instead of accumulating copies.
     """
     tables = dataset.load()
     refit = trained_on == TRAIN_AND_VALID
     rows = training_rows(tables, trained_on)
-    model, fit_seconds = fit_recommender(recommender, params, rows, tables, None if refit else tables["valid"], log)
+    model, fit_seconds = fit_recommender(
+        recommender, params, rows, tables, None if refit else tables["valid"], log, metric
+    )
     version = code_version()
+    chosen = model.params.model_dump(mode="json")
     model.metadata.update(
         data_version=dataset.version,
         code_version=version,
-        config={"recommender": recommender, "params": model.params},
+        config={"recommender": recommender, "params": chosen},
         trained_on=trained_on,
         fit_seconds=round(fit_seconds, 3),
     )
     suffix = "-refit" if refit else ""
-    path = artifacts_root / recommender / f"{dataset.version}-{config_hash(recommender, model.params)}{suffix}"
+    path = artifacts_root / recommender / f"{dataset.version}-{config_hash(recommender, chosen)}{suffix}"
     model.save(path)
     return ModelArtifact(
         recommender=recommender,
         path=str(path),
         data_version=dataset.version,
         code_version=version,
-        params=model.params,
+        params=chosen,
         is_learned=model.is_learned,
         fit_seconds=fit_seconds,
         metadata=dict(model.metadata),
         trained_on=trained_on,
-        valid={} if refit else evaluate(model, tables["valid"], k=10).summary,
+        valid={} if refit else evaluate(model, tables["valid"], k=parse_metric(metric)[1]).summary,
     )
+
+
+def compare_next_item(
+    tables: Mapping[str, pd.DataFrame],
+    recommenders: Mapping[str, dict[str, Any]],
+    k: int = 10,
+    log: Logger | None = None,
+    metric: str = DEFAULT_METRIC,
+) -> pd.DataFrame:
+    """Fit each ``{name: params}`` on the leave-one-out split of all of a dataset's interactions
+    (validation item for early stopping on ``metric``) and score it on the next item; best NDCG first."""
+    interactions = pd.concat([tables[name] for name in ("train", "valid", "test")], ignore_index=True)
+    split = leave_one_out_split(interactions)
+    rows = []
+    for name, params in recommenders.items():
+        model, fit_seconds = fit_recommender(name, params, split["train"], tables, split["valid"], log, metric)
+        rows.append({"recommender": name, "fit_seconds": fit_seconds, **evaluate_next_item(model, split, k).summary})
+        if log is not None:
+            log(f"next-item {name}: {rows[-1]}")
+    return pd.DataFrame(rows).sort_values(f"ndcg@{k}", ascending=False).reset_index(drop=True)

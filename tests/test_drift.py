@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recs_platform.validation import plots
-from recs_platform.validation.drift import (
+from recs_platform.monitoring import plots
+from recs_platform.monitoring.drift import (
     MISSING,
     UNSEEN,
     binned_distributions,

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from recs_platform.models import PopularityRecommender
+from recs_platform.monitoring.production import drift_against_production, production_training_data
 from recs_platform.registry import ModelRegistry, write_bundle
 from recs_platform.validation.datasets import freeze
-from recs_platform.validation.monitoring import drift_against_production, production_training_data
 
 N_USERS, N_ITEMS = 200, 50
 

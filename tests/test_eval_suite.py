@@ -8,13 +8,13 @@ model that always ranks one catalog item first.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import Field
 
 from recs_platform.evaluation import custom
 from recs_platform.evaluation.beyond_accuracy import (
@@ -33,7 +33,7 @@ from recs_platform.evaluation.significance import paired_bootstrap, paired_t_tes
 from recs_platform.evaluation.slices import sliced_metrics, user_segments
 from recs_platform.evaluation.suite import SuiteResult, full_evaluation
 from recs_platform.models import PopularityRecommender
-from recs_platform.models.base import Logger, Recommender, TrainingData
+from recs_platform.models.base import Logger, Recommender, RecommenderParams, TrainingData, Validator
 
 LONG_TAIL = "recs_platform.evaluation.custom:long_tail_share"
 FAVOURITE = 99  # a catalog item nobody trained on, so no user has it masked
@@ -224,13 +224,16 @@ def test_no_difference_is_not_significant() -> None:
 class SeededScores(Recommender):
     """Random scores per user and item; with ``favourite`` set, that item always scores highest."""
 
-    name = "seeded_scores"
-    defaults = {"seed": 0, "favourite": -1}  # noqa: RUF012
+    class Params(RecommenderParams):
+        seed: int = Field(0, description="Seed of the random scores.")
+        favourite: int = Field(-1, description="Item id that always scores highest; -1 for none.")
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
-        self.scores = np.random.default_rng(self.params["seed"]).random(data.matrix.shape)
-        if self.params["favourite"] >= 0:
-            self.scores[:, self.item_map.index(np.array([self.params["favourite"]]))] = 10.0
+    name = "seeded_scores"
+
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
+        self.scores = np.random.default_rng(self.params.seed).random(data.matrix.shape)
+        if self.params.favourite >= 0:
+            self.scores[:, self.item_map.index(np.array([self.params.favourite]))] = 10.0
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         return self.scores[user_index]

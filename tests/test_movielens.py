@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recs_platform import cli
+from assets import cli
 from recs_platform.data import movielens
 from recs_platform.data.events import landed_files
 
@@ -76,6 +76,15 @@ def test_bootstrap_falls_back_to_synthetic_data_and_says_so(tmp_path, monkeypatc
     assert "FALLING BACK TO THE BUILT-IN SYNTHETIC GENERATOR" in capsys.readouterr().out
     events = landed_files(tmp_path / "home" / "landing", "events")
     assert events and pd.read_parquet(events[0]).event_id.str.startswith("syn-").all()
+
+
+def test_bootstrap_leaves_an_already_filled_landing_zone_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RECS_HOME", str(tmp_path / "home"))
+    movielens.import_to_landing(MOVIELENS, tmp_path / "home" / "landing")
+    before = {p: p.stat().st_mtime_ns for p in landed_files(tmp_path / "home" / "landing", "events")}
+    assert cli.main(["bootstrap"]) == 0
+    assert "already holds 213 event files" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in landed_files(tmp_path / "home" / "landing", "events")} == before
 
 
 def test_replay_drops_one_week_at_a_time(tmp_path):

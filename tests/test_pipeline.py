@@ -16,6 +16,7 @@ import pytest
 from assets.definitions import build_definitions
 from assets.runner import materialize_all
 from recs_platform.data import movielens
+from recs_platform.data.events import write_landing_file
 from recs_platform.registry import ModelRegistry
 from recs_platform.settings import PlatformPaths
 
@@ -176,7 +177,7 @@ def test_rerun_on_unchanged_inputs_registers_no_copy(deployed):
 def test_failing_gate_keeps_the_champion(deployed, monkeypatch):
     home, _ = deployed
     before = registry_of(home).production()
-    monkeypatch.setenv("RECS_GATE_MIN_NDCG", "0.99")
+    monkeypatch.setenv("RECS_GATE_MIN_METRIC", "0.99")
     result = run_pipeline(home, run_config=FEW_EPOCHS)
 
     gates = gate_results(result)
@@ -225,3 +226,36 @@ def test_invalid_dataset_stops_everything_downstream(deployed):
     sample = failure.event_specific_data.user_failure_data.metadata["failure_sample"].value
     assert "999999" in sample and "user_id not in catalog" in sample
     assert materialized(result) == set()
+
+
+def test_the_sensor_requests_nothing_for_files_the_in_process_run_ingested(deployed):
+    """What ``make demo`` does: the graph ran in-process, then the daemon's sensor starts with an
+    empty cursor on the same instance. It must launch nothing, and exactly one run for a new file."""
+    home, _ = deployed
+    defs = build_definitions("ci", home)
+    instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+    sensor = defs.resolve_sensor_def("landing_zone_sensor")
+    resources = {name: defs.resources[name] for name in ("storage", "warehouse")}
+
+    first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(first, dg.SkipReason)
+
+    landing = PlatformPaths(home).landing
+    new_day = pd.DataFrame(
+        {
+            "user_id": [1],
+            "item_id": [2],
+            "event_type": ["rating"],
+            "value": [4.0],
+            "timestamp": [pd.Timestamp("1998-05-01")],
+        }
+    )
+    path = write_landing_file(new_day, landing, "events", "ml100k-1998-05-01")
+    try:
+        second = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        (request,) = second.run_requests
+        assert request.job_name == "ingest_events"
+        assert request.tags["dagster/asset_partition_range_start"] == path.name
+        assert second.dynamic_partitions_requests[0].partition_keys == [path.name]
+    finally:
+        path.unlink()

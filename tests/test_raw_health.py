@@ -9,8 +9,8 @@ import pytest
 from assets.definitions import build_definitions
 from recs_platform.data.events import write_landing_file
 from recs_platform.data.ingestion import ingest_landing
-from recs_platform.data.monitoring import events_freshness, quarantine_rates
 from recs_platform.data.warehouse import connect, ensure_raw_schema
+from recs_platform.monitoring.raw_health import events_freshness, quarantine_rates
 
 LANDED_AT = datetime(2024, 3, 1, 12, 0)
 

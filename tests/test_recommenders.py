@@ -9,6 +9,7 @@ from helpers_recommenders import RecommenderContract
 
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, PopularityRecommender
+from recs_platform.training import fit_recommender, validator
 
 # Small and fast: the whole contract runs in a few seconds.
 FAST_BPR = {"factors": 8, "epochs": 10, "batch_size": 64, "learning_rate": 0.05}
@@ -140,9 +141,8 @@ def test_bpr_learns_block_structure() -> None:
 def test_bpr_early_stopping_records_best_validation_score() -> None:
     train, held_out = block_dataset()
     log: list[str] = []
-    model = BPRRecommender(
-        factors=8, epochs=60, batch_size=64, learning_rate=0.05, eval_every=2, patience=2, seed=1
-    ).fit(train, valid=held_out, log=log.append)
+    model = BPRRecommender(factors=8, epochs=60, batch_size=64, learning_rate=0.05, eval_every=2, patience=2, seed=1)
+    model.fit(train, validate=validator(model, held_out), log=log.append)
     best = model.metadata["best_valid_ndcg@10"]
     assert 0.0 < best <= 1.0
     # The block data is learned within a few evaluations, after which validation stops improving.
@@ -155,7 +155,7 @@ def test_bpr_early_stopping_records_best_validation_score() -> None:
 
 def test_bpr_empty_validation_frame_disables_early_stopping() -> None:
     train, held_out = block_dataset()
-    model = BPRRecommender(**FAST_BPR).fit(train, valid=held_out.head(0))
+    model, _ = fit_recommender("bpr", FAST_BPR, train, {"items": train[["item_id"]], "users": None}, held_out.head(0))
     assert "best_valid_ndcg@10" not in model.metadata
     assert model.metadata["epochs_trained"] == FAST_BPR["epochs"]
 

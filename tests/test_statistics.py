@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recs_platform.validation.statistics import (
+from recs_platform.monitoring.statistics import (
     STAT_COLUMNS,
     column_statistics,
     dataset_statistics,

@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recs_platform.artifacts import TRAIN, TRAIN_AND_VALID, DatasetVersion, ModelArtifact
+from recs_platform.models.base import load_recommender
 from recs_platform.sweeps import (
     SweepConfig,
+    SweepFileError,
     SweepResult,
     best,
     expand_grid,
@@ -16,8 +19,8 @@ from recs_platform.sweeps import (
     sweep_table,
     train_and_validate,
 )
-from recs_platform.training import TRAIN, TRAIN_AND_VALID, ModelArtifact, train
-from recs_platform.validation.datasets import DatasetVersion, freeze
+from recs_platform.training import train
+from recs_platform.validation.datasets import freeze
 
 
 def test_grid_expands_to_the_cartesian_product_on_top_of_fixed_params():
@@ -120,7 +123,7 @@ def test_training_on_train_scores_validation(blocks, tmp_path):
     artifact = train("ease", {"l2": 1.0}, blocks, tmp_path)
     assert artifact.trained_on == TRAIN and artifact.metadata["trained_on"] == TRAIN
     assert artifact.valid["ndcg@10"] > 0.3  # the block structure is learnable
-    seen = artifact.load().recommend(range(40), k=20, exclude_seen=False)
+    seen = load_recommender(Path(artifact.path)).recommend(range(40), k=20, exclude_seen=False)
     assert pairs(blocks.load()["valid"]) <= pairs(seen)  # validation items were not masked as seen
 
 
@@ -130,7 +133,7 @@ def test_refit_trains_the_chosen_configuration_on_train_and_valid(blocks, tmp_pa
     assert final.trained_on == TRAIN_AND_VALID and final.metadata["trained_on"] == TRAIN_AND_VALID
     assert final.valid == chosen.valid  # the validation metrics it was selected on
     assert Path(final.path) != Path(chosen.artifact.path) and Path(chosen.artifact.path).exists()
-    model, tables = final.load(), blocks.load()
+    model, tables = load_recommender(Path(final.path)), blocks.load()
     recs = model.recommend(range(40), k=20)  # seen items are masked: train and validation now
     assert not pairs(recs) & (pairs(tables["train"]) | pairs(tables["valid"]))
     assert pairs(tables["test"]) <= pairs(recs)
@@ -150,3 +153,43 @@ def test_refit_of_an_early_stopped_model_trains_for_its_best_epoch_count(blocks,
 def test_unknown_split_choice_is_refused(blocks, tmp_path):
     with pytest.raises(ValueError, match="trained_on"):
         train("popularity", {}, blocks, tmp_path, trained_on="test")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("grid: {factorz: [8]}", "bpr.yaml: recommender bpr: factorz: unknown parameter"),
+        ("params: {factors: 8.5}", "bpr.yaml: recommender bpr: factors: Input should be a valid integer"),
+        ("params: {learning_rate: '1e-3'}", "bpr.yaml: recommender bpr: learning_rate: Input should be a valid number"),
+        ("params: {epochs: true}", "bpr.yaml: recommender bpr: epochs: Input should be a valid integer"),
+        ("params: {factors: 0}", "bpr.yaml: recommender bpr: factors: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_bad_sweep_file_fails_at_load_naming_file_recommender_and_field(tmp_path, content, message):
+    (tmp_path / "bpr.yaml").write_text(content)
+    with pytest.raises(SweepFileError) as raised:
+        load_sweeps(tmp_path)
+    assert message in str(raised.value)
+
+
+def test_a_sweep_file_for_an_unknown_recommender_is_refused(tmp_path):
+    (tmp_path / "bprr.yaml").write_text("{}")
+    with pytest.raises(SweepFileError, match=r"bprr\.yaml: unknown recommender 'bprr'"):
+        load_sweeps(tmp_path)
+
+
+def test_a_bad_sweep_file_fails_definitions_load(tmp_path, monkeypatch):
+    from assets.definitions import build_definitions
+
+    (tmp_path / "ease.yaml").write_text("grid: {l2: [100, fast]}")
+    monkeypatch.setenv("RECS_SWEEPS", str(tmp_path))
+    with pytest.raises(SweepFileError, match=r"ease\.yaml: recommender ease: l2: Input should be a valid number"):
+        build_definitions("ci", tmp_path)
+
+
+def test_every_recommender_documents_each_parameter():
+    from recs_platform.models import RECOMMENDERS
+
+    for name, cls in RECOMMENDERS.items():
+        for field, info in cls.Params.model_fields.items():
+            assert info.description, f"{name}.{field} has no description"

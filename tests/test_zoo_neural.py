@@ -11,9 +11,10 @@ import pytest
 import torch
 from helpers_recommenders import RecommenderContract
 
-from recs_platform.evaluation.sequential import compare_next_item, evaluate_next_item, leave_one_out_split
+from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_out_split
 from recs_platform.models import RECOMMENDERS, PopularityRecommender, SASRecRecommender, TwoTowerRecommender
 from recs_platform.models.base import RECOMMENDATION_COLUMNS, load_recommender
+from recs_platform.training import compare_next_item
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -221,7 +222,8 @@ def test_next_item_evaluation_asset_compares_sasrec_with_its_peers(tmp_path: Pat
     import dagster as dg
 
     from assets.evaluation import next_item_evaluation, over_models
-    from recs_platform.training import ModelArtifact
+    from assets.resources import GateSettings
+    from recs_platform.artifacts import ModelArtifact
     from recs_platform.validation.datasets import freeze
 
     interactions = successor_sequences()
@@ -238,7 +240,7 @@ def test_next_item_evaluation_asset_compares_sasrec_with_its_peers(tmp_path: Pat
         for name, p in (("sasrec", {**params, "seed": 1}), ("popularity", {}))
     }
     asset = over_models(next_item_evaluation, [dg.AssetKey(key) for key in chosen])
-    result = asset(dg.build_asset_context(), dataset=dataset, **chosen)
+    result = asset(dg.build_asset_context(), dataset=dataset, gate=GateSettings(), **chosen)
     metadata = result.metadata
     assert "| sasrec" in metadata["next_item_metrics"].value
     assert metadata["sasrec_next_item_ndcg@10"] > 0.6

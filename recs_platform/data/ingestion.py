@@ -27,7 +27,7 @@ from recs_platform.data.events import (
     file_sha256,
     landed_files,
 )
-from recs_platform.data.warehouse import ensure_raw_schema
+from recs_platform.data.warehouse import connect, ensure_raw_schema, has_raw_schema
 
 # Allowance for clock skew between producers and the platform before a timestamp is "future".
 FUTURE_TOLERANCE = timedelta(hours=1)
@@ -565,6 +565,25 @@ def _replace_file_rows(
 
 def _quote(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
+
+
+def ingested_hashes(warehouse_path: Path, timeout_s: float = 5.0) -> dict[str, dict[str, str]]:
+    """What raw ingestion has loaded: ``{kind: {file name: sha256}}``, read in a short read-only connection.
+
+    This ledger is the one answer to "is this file already ingested?", whoever ingested it (a
+    sensor-launched run or an in-process ``recs-platform run``). A warehouse that does not exist
+    yet has ingested nothing; a busy one raises ``WarehouseBusy`` after ``timeout_s``.
+    """
+    if not warehouse_path.exists():
+        return {}
+    with connect(warehouse_path, read_only=True, timeout_s=timeout_s) as connection:
+        if not has_raw_schema(connection):
+            return {}
+        rows = connection.execute("select kind, source_file, sha256 from raw.ingested_files").fetchall()
+    ledger: dict[str, dict[str, str]] = {}
+    for kind, source, sha in rows:
+        ledger.setdefault(kind, {})[Path(source).name] = sha
+    return ledger
 
 
 def ingest_landing(

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 RAW_SCHEMA_SQL = """
 create schema if not exists raw;
@@ -72,7 +71,9 @@ def ensure_raw_schema(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(RAW_SCHEMA_SQL)
 
 
-def read_tables(path: Path, queries: dict[str, str]) -> dict[str, pd.DataFrame]:
-    """Run several read queries in one short read-only connection."""
-    with connect(path, read_only=True) as connection:
-        return {name: connection.execute(sql).df() for name, sql in queries.items()}
+def has_raw_schema(connection: duckdb.DuckDBPyConnection) -> bool:
+    """False before the first ingestion created the raw tables."""
+    query = (
+        "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'ingested_files'"
+    )
+    return connection.execute(query).fetchone()[0] > 0

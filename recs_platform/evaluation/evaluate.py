@@ -105,10 +105,3 @@ def evaluate(
         n_users=int(known.sum()),
         n_skipped_users=int((~known).sum()),
     )
-
-
-def comparison_table(results: Sequence[EvaluationResult]) -> pd.DataFrame:
-    """One row per recommender, one column per metric, best first by the first metric."""
-    rows = [{"recommender": r.recommender, "users": r.n_users, **r.summary} for r in results]
-    table = pd.DataFrame(rows)
-    return table.sort_values(table.columns[2], ascending=False).reset_index(drop=True)

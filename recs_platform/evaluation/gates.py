@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Every gate a candidate passes before deployment, by the name its check and result carry.
+GATES = {
+    "threshold": "The candidate's test metric is at least the configured floor.",
+    "beats_baselines": "The candidate beats every baseline on the same test set.",
+    "no_regression": "The candidate is no worse than the serving champion, re-scored on this test set.",
+}
+
 
 @dataclass(frozen=True)
 class GateResult:

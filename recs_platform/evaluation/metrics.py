@@ -67,3 +67,14 @@ METRICS: dict[str, Metric] = {
     "precision": precision_at_k,
     "map": map_at_k,
 }
+
+# The metric that selection, early stopping, the gates and the reports use unless configured otherwise.
+DEFAULT_METRIC = "ndcg@10"
+
+
+def parse_metric(metric: str) -> tuple[str, int]:
+    """``"recall@20"`` → ``("recall", 20)``; anything else names the accepted forms."""
+    name, _, cutoff = metric.partition("@")
+    if name not in METRICS or not cutoff.isdigit() or int(cutoff) < 1:
+        raise ValueError(f"metric {metric!r} is not <name>@<k> with name one of {sorted(METRICS)} and k >= 1")
+    return name, int(cutoff)

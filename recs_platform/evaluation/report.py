@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from recs_platform.artifacts import ModelArtifact
 from recs_platform.evaluation.evaluate import EvaluationResult, evaluate
-from recs_platform.models.base import Recommender
-from recs_platform.training import ModelArtifact
-
-PRIMARY_METRIC = "ndcg@10"
+from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
+from recs_platform.models.base import Recommender, load_recommender
 
 
 @dataclass
@@ -33,7 +32,7 @@ class EvaluationReport:
     """All recommenders of one dataset version, evaluated with the same code."""
 
     dataset_version: str
-    k: int
+    metric: str  # what selection and the gates compare; every metric is reported at its cutoff
     scores: dict[str, ModelScores] = field(default_factory=dict)
 
     def table(self, split: str = "test") -> pd.DataFrame:
@@ -41,17 +40,17 @@ class EvaluationReport:
             {"recommender": s.recommender, "kind": "learned" if s.is_learned else "baseline", **getattr(s, split)}
             for s in self.scores.values()
         ]
-        return pd.DataFrame(rows).sort_values(PRIMARY_METRIC, ascending=False).reset_index(drop=True)
+        return pd.DataFrame(rows).sort_values(self.metric, ascending=False).reset_index(drop=True)
 
     def markdown(self, split: str = "test") -> str:
         return self.table(split).to_markdown(index=False, floatfmt=".4f")
 
-    def best_learned(self, metric: str = PRIMARY_METRIC) -> ModelScores:
+    def best_learned(self) -> ModelScores:
         """The learned model with the best validation score (test is never used to choose)."""
         learned = [s for s in self.scores.values() if s.is_learned]
         if not learned:
             raise LookupError("no learned recommender in the report")
-        return max(learned, key=lambda s: s.valid[metric])
+        return max(learned, key=lambda s: s.valid[self.metric])
 
     def baselines(self) -> list[ModelScores]:
         return [s for s in self.scores.values() if not s.is_learned]
@@ -69,17 +68,18 @@ def build_report(
     tables: dict[str, pd.DataFrame],
     dataset_version: str,
     out_dir: Path,
-    k: int = 10,
+    metric: str = DEFAULT_METRIC,
 ) -> EvaluationReport:
-    """Score each artifact on test and write its run files under ``out_dir/<name>/``.
+    """Score each artifact on test at ``metric``'s cutoff and write its run files under ``out_dir/<name>/``.
 
     Validation metrics are the ones the artifact was selected on (fit on train alone), so a
     model refit on train+valid is compared on the same footing as one that was not.
     """
-    report = EvaluationReport(dataset_version=dataset_version, k=k)
+    report = EvaluationReport(dataset_version=dataset_version, metric=metric)
+    k = parse_metric(metric)[1]
     for artifact in artifacts:
         run_dir = out_dir / artifact.recommender
-        test = score_on_test(artifact.load(), tables, k, run_dir)
+        test = score_on_test(load_recommender(Path(artifact.path)), tables, k, run_dir)
         report.scores[artifact.recommender] = ModelScores(
             artifact.recommender,
             artifact.is_learned,

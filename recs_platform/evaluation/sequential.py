@@ -7,14 +7,12 @@ user's history masked, so sequential and general recommenders are compared on eq
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from recs_platform.evaluation.evaluate import EvaluationResult, evaluate
-from recs_platform.models.base import Logger, Recommender
-from recs_platform.training import fit_recommender
+from recs_platform.models.base import Recommender
 
 NEXT_ITEM_METRICS = ("ndcg", "hit", "mrr")
 
@@ -58,22 +56,3 @@ def evaluate_next_item(model: Recommender, split: dict[str, pd.DataFrame], k: in
     if isinstance(model, HistoryAware):
         model = model.with_history(split["valid"])
     return evaluate(model, split["test"], k=k, exclude=history, metrics=NEXT_ITEM_METRICS)
-
-
-def compare_next_item(
-    tables: Mapping[str, pd.DataFrame],
-    recommenders: Mapping[str, dict[str, Any]],
-    k: int = 10,
-    log: Logger | None = None,
-) -> pd.DataFrame:
-    """Fit each ``{name: params}`` on the leave-one-out split of all of a dataset's interactions
-    (validation item for early stopping) and score it on the next item; best NDCG first."""
-    interactions = pd.concat([tables[name] for name in ("train", "valid", "test")], ignore_index=True)
-    split = leave_one_out_split(interactions)
-    rows = []
-    for name, params in recommenders.items():
-        model, fit_seconds = fit_recommender(name, params, split["train"], tables, split["valid"], log)
-        rows.append({"recommender": name, "fit_seconds": fit_seconds, **evaluate_next_item(model, split, k).summary})
-        if log is not None:
-            log(f"next-item {name}: {rows[-1]}")
-    return pd.DataFrame(rows).sort_values(f"ndcg@{k}", ascending=False).reset_index(drop=True)

@@ -21,11 +21,10 @@ from recs_platform.evaluation.beyond_accuracy import (
 )
 from recs_platform.evaluation.custom import apply_custom_metrics, metric_label
 from recs_platform.evaluation.evaluate import ALL_METRICS, evaluate
+from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.evaluation.significance import paired_bootstrap, paired_t_test
 from recs_platform.evaluation.slices import sliced_metrics, user_segments
 from recs_platform.models.base import Recommender
-
-PRIMARY_METRIC = "ndcg@10"
 
 
 @dataclass
@@ -210,7 +209,7 @@ def full_evaluation(
     custom_metrics: Sequence[str] = (),
     baseline_names: Sequence[str] | None = None,
     k: int = 10,
-    primary_metric: str = PRIMARY_METRIC,
+    primary_metric: str = DEFAULT_METRIC,
     n_resamples: int = 2000,
     seed: int = 0,
     first_item_threshold: float = 0.5,
@@ -221,9 +220,9 @@ def full_evaluation(
     to the models that are not learned, and the best of them by ``primary_metric`` is the
     reference of the significance tests.
     """
+    ks = tuple(sorted({*ks, parse_metric(primary_metric)[1]}))
     if k > max(ks):
         raise ValueError(f"k={k} exceeds the longest cutoff {max(ks)}")
-    ks = tuple(sorted(set(ks)))
     ctx = _context(tables, custom_metrics, first_item_threshold)
     evaluated = {name: _evaluate_model(name, model, tables, ks, k, ctx) for name, model in models.items()}
     if baseline_names is None:

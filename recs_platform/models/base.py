@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 RECOMMENDERS: dict[str, type[Recommender]] = {}
 CONFIG_FILE = "recommender.json"
@@ -27,6 +28,47 @@ Logger = Callable[[str], None]
 
 class NotFittedError(RuntimeError):
     """The recommender was asked to rank before ``fit`` or ``load``."""
+
+
+class InvalidParams(ValueError):
+    """Hyperparameters a recommender does not declare, or of the wrong type or range."""
+
+
+class RecommenderParams(BaseModel):
+    """A recommender's hyperparameters: typed, one description per field, immutable.
+
+    Each recommender subclasses this as its ``Params``, in the spirit of implicit's documented
+    keyword arguments. Unknown names and wrong types (``true`` for an int, ``"1e-5"`` for a
+    float) are errors, never silently coerced.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @classmethod
+    def parse(cls, owner: str, values: dict[str, Any]) -> Self:
+        """Validated parameters of recommender ``owner``; one sentence per invalid field."""
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise InvalidParams(f"{owner}: {describe_errors(error)}") from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """``field: message`` for every field pydantic rejected, separated by semicolons."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(parameters)"
+        message = "unknown parameter" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{field}: {message} (got {item['input']!r})")
+    return "; ".join(problems)
+
+
+@dataclass(frozen=True)
+class Validator:
+    """Held-out scoring during ``fit``: ``score()`` returns ``metric`` of the model being fitted."""
+
+    metric: str
+    score: Callable[[], float]
 
 
 class IdMap:
@@ -71,14 +113,11 @@ class Recommender(ABC):
     """Base class: subclasses implement ``_fit``, ``_score`` and their array state."""
 
     name: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[RecommenderParams]] = RecommenderParams
     is_learned: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise TypeError(f"{self.name} got unknown parameters {sorted(unknown)}")
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.params = self.Params.parse(self.name, params)
         self.metadata: dict[str, Any] = {}
         self.user_map: IdMap | None = None
         self.item_map: IdMap | None = None
@@ -89,12 +128,12 @@ class Recommender(ABC):
         self,
         train: pd.DataFrame,
         catalog_items: Iterable[int] | None = None,
-        valid: pd.DataFrame | None = None,
+        validate: Validator | None = None,
         log: Logger | None = None,
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
     ) -> Self:
-        """Fit on ``train``; ``valid`` enables early stopping for models that support it.
+        """Fit on ``train``; ``validate`` enables early stopping for models that support it.
 
         ``users`` and ``items`` are the feature tables (``user_features`` / ``item_features``)
         for recommenders that use side information; the others ignore them.
@@ -110,7 +149,6 @@ class Recommender(ABC):
         self.user_map, self.item_map = IdMap(train.user_id.to_numpy()), IdMap(item_ids)
         self.seen = self.interaction_matrix(train)
         data = TrainingData(self.seen, self._indexed(train), users, items)
-        validate = self._validator(valid) if valid is not None and not valid.empty else None
         self._fit(data, validate=validate, log=log or (lambda message: None))
         return self
 
@@ -131,17 +169,8 @@ class Recommender(ABC):
         matrix.data[:] = 1.0  # duplicates collapse to one positive
         return matrix
 
-    def _validator(self, valid: pd.DataFrame) -> Callable[[], float]:
-        """A callable returning NDCG@10 on ``valid`` with training items masked."""
-        from recs_platform.evaluation.evaluate import evaluate
-
-        def validate() -> float:
-            return evaluate(self, valid, k=10, metrics=("ndcg",)).summary["ndcg@10"]
-
-        return validate
-
     @abstractmethod
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         """Learn from the training data (binary matrix, indexed interactions, side information)."""
 
     @abstractmethod
@@ -211,7 +240,7 @@ class Recommender(ABC):
         """Write config, metadata and arrays (id maps, seen items, weights) under ``path``."""
         self._require_fitted()
         path.mkdir(parents=True, exist_ok=True)
-        config = {"recommender": self.name, "params": self.params, "metadata": self.metadata}
+        config = {"recommender": self.name, "params": self.params.model_dump(mode="json"), "metadata": self.metadata}
         (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
         arrays = {
             "user_ids": self.user_map.ids,
@@ -268,3 +297,10 @@ def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
 def load_recommender(path: Path) -> Recommender:
     """Load a saved recommender of any registered class."""
     return Recommender.load(path)
+
+
+def new_recommender(name: str, params: dict[str, Any]) -> Recommender:
+    """An unfitted recommender of the registered class ``name``."""
+    if name not in RECOMMENDERS:
+        raise KeyError(f"unknown recommender {name!r}; known: {sorted(RECOMMENDERS)}")
+    return RECOMMENDERS[name](**params)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
-
 import numpy as np
 import scipy.sparse as sp
 import torch
+from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, register
-from recs_platform.models.schedule import train_epochs
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
 @register
@@ -22,26 +20,22 @@ class BPRRecommender(Recommender):
     stops after ``patience`` evaluations without improvement.
     """
 
-    name = "bpr"
-    defaults: ClassVar[dict[str, Any]] = {
-        "factors": 64,
-        "epochs": 200,
-        "batch_size": 2048,
-        "learning_rate": 0.005,
-        "weight_decay": 3e-5,
-        "eval_every": 5,
-        "patience": 4,
-        "seed": 2020,
-    }
+    class Params(ScheduleParams):
+        factors: int = Field(64, ge=1, description="Dimensions of the user and item vectors.")
+        batch_size: int = Field(2048, ge=1, description="(user, positive, negative) triples per optimizer step.")
+        learning_rate: float = Field(0.005, gt=0, description="Adam learning rate.")
+        weight_decay: float = Field(3e-5, ge=0, description="Adam weight decay (L2 on every parameter).")
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    name = "bpr"
+
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         matrix = data.matrix
         params = self.params
-        rng = np.random.default_rng(params["seed"])
-        torch.manual_seed(params["seed"])
+        rng = np.random.default_rng(params.seed)
+        torch.manual_seed(params.seed)
         n_users, n_items = matrix.shape
-        self.user_factors = torch.nn.Embedding(n_users, params["factors"])
-        self.item_factors = torch.nn.Embedding(n_items, params["factors"])
+        self.user_factors = torch.nn.Embedding(n_users, params.factors)
+        self.item_factors = torch.nn.Embedding(n_items, params.factors)
         self.item_bias = torch.nn.Embedding(n_items, 1)
         for table in (self.user_factors, self.item_factors):
             torch.nn.init.normal_(table.weight, std=0.1)
@@ -49,8 +43,8 @@ class BPRRecommender(Recommender):
         modules = [self.user_factors, self.item_factors, self.item_bias]
         optimizer = torch.optim.Adam(
             [p for m in modules for p in m.parameters()],
-            lr=params["learning_rate"],
-            weight_decay=params["weight_decay"],
+            lr=params.learning_rate,
+            weight_decay=params.weight_decay,
         )
         users, positives = matrix.nonzero()
         train_epochs(self, lambda: self._train_epoch(matrix, users, positives, optimizer, rng), validate, log)
@@ -65,7 +59,7 @@ class BPRRecommender(Recommender):
     ) -> float:
         order = rng.permutation(len(users))
         negatives = self._sample_negatives(matrix, users[order], rng)
-        batch_size, total = self.params["batch_size"], 0.0
+        batch_size, total = self.params.batch_size, 0.0
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             u = torch.from_numpy(users[batch])

@@ -6,14 +6,15 @@ cheap baselines (and cold-start fallbacks) for the learned models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, register
+from recs_platform.models.base import Logger, Recommender, RecommenderParams, TrainingData, Validator, register
 
 
 def item_counts(matrix: sp.csr_matrix) -> np.ndarray:
@@ -65,11 +66,15 @@ class SegmentPopularityRecommender(Recommender):
     by global popularity, then by item id.
     """
 
+    class Params(RecommenderParams):
+        segment_columns: list[str] = Field(
+            ["age_bucket", "gender"], min_length=1, description="User feature columns whose values form a segment."
+        )
+
     name = "segment_popularity"
     is_learned = False
-    defaults: ClassVar[dict[str, Any]] = {"segment_columns": ["age_bucket", "gender"]}
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         self.global_counts = item_counts(data.matrix)
         self.user_segment, self.segment_keys = self._segments(data.users)
         known = np.flatnonzero(self.user_segment >= 0)
@@ -82,7 +87,7 @@ class SegmentPopularityRecommender(Recommender):
 
     def _segments(self, users: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
         """Segment index per training user (-1 = unknown) and the sorted segment keys."""
-        columns = list(self.params["segment_columns"])
+        columns = list(self.params.segment_columns)
         n_users = len(self.user_map)
         if users is None or not {"user_id", *columns} <= set(users.columns):
             return np.full(n_users, -1, dtype=np.int64), np.empty((0, len(columns)), dtype=str)
@@ -110,7 +115,7 @@ class SegmentPopularityRecommender(Recommender):
         A segment never seen in training (or missing values) falls back to global popularity.
         """
         self._require_fitted()
-        key = [values.get(column) for column in self.params["segment_columns"]]
+        key = [values.get(column) for column in self.params.segment_columns]
         row = -1
         if not any(pd.isna(value) for value in key):
             matches = np.flatnonzero((self.segment_keys == np.array([str(v) for v in key])).all(axis=1))
@@ -146,15 +151,16 @@ class RecentHistoryRecommender(Recommender):
     ordered: history items score >= 1, others get popularity scaled into [0, 1).
     """
 
+    class Params(RecommenderParams):
+        mode: Literal["recent", "frequent"] = Field(
+            "recent", description="Order history items by last interaction, or by count with recency as tie-break."
+        )
+
     name = "recent_history"
     is_learned = False
-    repeat_consumption: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {"mode": "recent"}
-    modes = ("recent", "frequent")
+    repeat_consumption = True
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
-        if self.params["mode"] not in self.modes:
-            raise ValueError(f"recent_history: mode must be one of {self.modes}, got {self.params['mode']!r}")
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         counts = item_counts(data.matrix)
         self.prior = counts / (counts.max(initial=0.0) + 1.0)
         history = user_item_history(data.interactions)
@@ -163,12 +169,12 @@ class RecentHistoryRecommender(Recommender):
             shape=data.matrix.shape,
             dtype=np.float64,
         )
-        log(f"recent_history: {self.history.nnz} user-item histories, mode {self.params['mode']}")
+        log(f"recent_history: {self.history.nnz} user-item histories, mode {self.params.mode}")
 
     def _history_scores(self, history: pd.DataFrame) -> np.ndarray:
         """Integer scores >= 1: recency rank within the user, or count with recency as tie-break."""
         recency = history.groupby("user_index")["last"].rank(method="dense").to_numpy()
-        if self.params["mode"] == "recent":
+        if self.params.mode == "recent":
             return recency
         return history["count"].to_numpy() * (recency.max() + 1) + recency
 
@@ -192,13 +198,14 @@ class CooccurrenceRecommender(Recommender):
     blockbusters do not co-occur with everything.
     """
 
+    class Params(RecommenderParams):
+        n_last: int = Field(5, ge=1, description="How many of the user's most recent items anchor the scores.")
+        normalize: bool = Field(True, description="Divide counts by sqrt(n_i n_j) so blockbusters do not dominate.")
+
     name = "cooccurrence"
     is_learned = False
-    defaults: ClassVar[dict[str, Any]] = {"n_last": 5, "normalize": True}
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
-        if self.params["n_last"] < 1:
-            raise ValueError("cooccurrence: n_last must be at least 1")
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         self.cooccurrence = self._cooccurrence(data.matrix)
         self.last_items = self._last_items(data.interactions, data.matrix.shape[0])
         log(f"cooccurrence: {self.cooccurrence.nnz} item pairs")
@@ -207,7 +214,7 @@ class CooccurrenceRecommender(Recommender):
         counts = (matrix.T @ matrix).tocsr().astype(np.float32)
         counts.setdiag(0.0)
         counts.eliminate_zeros()
-        if not self.params["normalize"]:
+        if not self.params.normalize:
             return counts
         scale = sp.diags(1.0 / np.sqrt(np.maximum(item_counts(matrix), 1.0)))
         return (scale @ counts @ scale).tocsr().astype(np.float32)
@@ -218,8 +225,8 @@ class CooccurrenceRecommender(Recommender):
         # Ties in time are broken by item index so the choice does not depend on row order.
         history = history.sort_values(["user_index", "last", "item_index"], ascending=[True, False, True])
         position = history.groupby("user_index").cumcount().to_numpy()
-        keep = position < self.params["n_last"]
-        last = np.full((n_users, self.params["n_last"]), -1, dtype=np.int64)
+        keep = position < self.params.n_last
+        last = np.full((n_users, self.params.n_last), -1, dtype=np.int64)
         last[history.user_index.to_numpy()[keep], position[keep]] = history.item_index.to_numpy()[keep]
         return last
 

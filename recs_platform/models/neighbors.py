@@ -7,14 +7,12 @@ weight matrix; they differ in how ``W`` is learned. The training rows are the ba
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
-
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, register
+from recs_platform.models.base import Logger, Recommender, RecommenderParams, TrainingData, Validator, register
 from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
 
 # A dense float64 item x item Gram matrix for 30k items is ~7 GB, and inverting needs more.
@@ -37,24 +35,27 @@ class ItemKNNRecommender(Recommender):
     co-occurrences are damped, which matters for rare items whose raw cosine is noisy.
     """
 
-    name = "item_knn"
-    # Chosen by validation NDCG@10 on MovieLens-100K; the curve is flat (0.19-0.21) over 10..2000.
-    defaults: ClassVar[dict[str, Any]] = {"neighbors": 10, "shrinkage": 10.0}
+    class Params(RecommenderParams):
+        # Defaults chosen by validation NDCG@10 on MovieLens-100K; flat (0.19-0.21) over 10..2000 neighbours.
+        neighbors: int = Field(10, ge=1, description="Similarities kept per item (its nearest neighbours).")
+        shrinkage: float = Field(10.0, ge=0, description="s in c_ij / (sqrt(n_i n_j) + s); 0 is plain cosine.")
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    name = "item_knn"
+
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         similarity = cosine_similarity(data.matrix.T.tocsr(), dense_output=False).tocsr().astype(np.float32)
         similarity.setdiag(0.0)
         similarity.eliminate_zeros()
-        if self.params["shrinkage"] > 0:
+        if self.params.shrinkage > 0:
             self._shrink(similarity, item_counts(data.matrix))
-        self.similarity = keep_top_per_row(similarity, self.params["neighbors"])
+        self.similarity = keep_top_per_row(similarity, self.params.neighbors)
         log(f"item_knn: {self.similarity.nnz} similarities kept of {similarity.nnz}")
 
     def _shrink(self, similarity: sp.csr_matrix, counts: np.ndarray) -> None:
         """cos * norm / (norm + s) == c_ij / (norm + s) for binary data, with norm = sqrt(n_i n_j)."""
         rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
         norm = np.sqrt(counts[rows] * counts[similarity.indices])
-        similarity.data *= (norm / (norm + self.params["shrinkage"])).astype(np.float32)
+        similarity.data *= (norm / (norm + self.params.shrinkage)).astype(np.float32)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         return (self.seen[user_index] @ self.similarity).toarray()
@@ -75,11 +76,13 @@ class EASERecommender(Recommender):
     The dense inverse limits it to ``MAX_EASE_ITEMS`` items.
     """
 
-    name = "ease"
-    # Chosen by validation NDCG@10 on MovieLens-100K over {100, 200, 500, 1000}.
-    defaults: ClassVar[dict[str, Any]] = {"l2": 200.0}
+    class Params(RecommenderParams):
+        # Default chosen by validation NDCG@10 on MovieLens-100K over {100, 200, 500, 1000}.
+        l2: float = Field(200.0, gt=0, description="Ridge penalty added to the diagonal of XᵀX.")
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    name = "ease"
+
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         n_items = data.matrix.shape[1]
         if n_items > MAX_EASE_ITEMS:
             raise ValueError(
@@ -95,7 +98,7 @@ class EASERecommender(Recommender):
 
     def _penalty(self, item_counts: np.ndarray) -> np.ndarray:
         """The diagonal added to XᵀX: ``l2`` for every item."""
-        return np.full(len(item_counts), float(self.params["l2"]))
+        return np.full(len(item_counts), self.params.l2)
 
     def _weights(self, precision: np.ndarray, penalty: np.ndarray) -> np.ndarray:
         """B = I - P / diag(P): the minimiser under the zero-diagonal constraint."""
@@ -124,18 +127,19 @@ class DLAERecommender(EASERecommender):
     ``dropout`` 0 with ``zero_diagonal`` is exactly EASE.
     """
 
+    class Params(EASERecommender.Params):
+        # Defaults chosen by validation NDCG@10 on MovieLens-100K over dropout {0.25, 0.33, 0.5, 0.6, 0.7}
+        # x l2 {50 .. 500} x both diagonals (bench/model_zoo.py records the test figures).
+        dropout: float = Field(0.5, ge=0, lt=1, description="Input dropout probability p; penalty p/(1-p)·n_i.")
+        zero_diagonal: bool = Field(False, description="Constrain diag(B) = 0 (EDLAE) instead of B = I - PΛ (DLAE).")
+
     name = "dlae"
-    # Chosen by validation NDCG@10 on MovieLens-100K over dropout {0.25, 0.33, 0.5, 0.6, 0.7} x
-    # l2 {50 .. 500} x both diagonals (bench/model_zoo.py records the test figures).
-    defaults: ClassVar[dict[str, Any]] = {"l2": 200.0, "dropout": 0.5, "zero_diagonal": False}
 
     def _penalty(self, item_counts: np.ndarray) -> np.ndarray:
-        dropout = float(self.params["dropout"])
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dlae: dropout must be in [0, 1), got {dropout}")
-        return dropout / (1.0 - dropout) * item_counts + float(self.params["l2"])
+        dropout = self.params.dropout
+        return dropout / (1.0 - dropout) * item_counts + self.params.l2
 
     def _weights(self, precision: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-        if self.params["zero_diagonal"]:
+        if self.params.zero_diagonal:
             return super()._weights(precision, penalty)
         return np.eye(len(penalty)) - precision * penalty[None, :]  # I - P Λ

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, register
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
 
 
 @register
@@ -16,7 +14,7 @@ class PopularityRecommender(Recommender):
     name = "popularity"
     is_learned = False
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         self.counts = np.asarray(data.matrix.sum(axis=0)).ravel().astype(np.float32)
         log(f"popularity: counted {int(self.counts.sum())} interactions over {len(self.counts)} items")
 

@@ -8,23 +8,23 @@ softmax over the catalog at every position (cheap for catalogs of a few thousand
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from typing import Any, ClassVar, Self
+from typing import Self
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, register
-from recs_platform.models.schedule import train_epochs
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
 class SASRecNet(torch.nn.Module):
     """Item + position embeddings, pre-norm causal transformer blocks, shared output embedding."""
 
-    def __init__(self, n_items: int, params: dict) -> None:
+    def __init__(self, n_items: int, params: SASRecRecommender.Params) -> None:
         super().__init__()
-        hidden, max_len, dropout = params["hidden"], params["max_len"], params["dropout"]
+        hidden, max_len, dropout = params.hidden, params.max_len, params.dropout
         self.items = torch.nn.Embedding(n_items + 1, hidden, padding_idx=0)  # 0 pads sequences
         self.positions = torch.nn.Embedding(max_len, hidden)
         for table in (self.items, self.positions):
@@ -34,9 +34,9 @@ class SASRecNet(torch.nn.Module):
         self.dropout = torch.nn.Dropout(dropout)
         self.blocks = torch.nn.ModuleList(
             torch.nn.TransformerEncoderLayer(
-                hidden, params["heads"], hidden, dropout, activation="gelu", batch_first=True, norm_first=True
+                hidden, params.heads, hidden, dropout, activation="gelu", batch_first=True, norm_first=True
             )
-            for _ in range(params["blocks"])
+            for _ in range(params.blocks)
         )
         self.norm = torch.nn.LayerNorm(hidden)
         causal = torch.triu(torch.ones(max_len, max_len, dtype=torch.bool), diagonal=1)
@@ -64,33 +64,28 @@ class SASRecRecommender(Recommender):
     train on all their transitions while scoring reads only the last ``max_len`` items.
     """
 
-    name = "sasrec"
-    defaults: ClassVar[dict[str, Any]] = {
-        "max_len": 50,
-        "hidden": 64,
-        "blocks": 2,
-        "heads": 1,
-        "dropout": 0.2,
-        "epochs": 200,
-        "batch_size": 128,
-        "learning_rate": 0.002,
-        "weight_decay": 0.0,
-        "eval_every": 5,
-        "patience": 3,
-        "seed": 2020,
-    }
+    class Params(ScheduleParams):
+        max_len: int = Field(50, ge=1, description="Most recent items the model reads.")
+        hidden: int = Field(64, ge=1, description="Width of item embeddings and attention layers.")
+        blocks: int = Field(2, ge=1, description="Transformer blocks.")
+        heads: int = Field(1, ge=1, description="Attention heads per block (must divide hidden).")
+        dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on embeddings and inside every block.")
+        batch_size: int = Field(128, ge=1, description="Sequence windows per optimizer step.")
+        learning_rate: float = Field(0.002, gt=0, description="Adam learning rate.")
+        weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
+        patience: int = Field(3, ge=1, description="Stop after this many validations without improvement.")
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    name = "sasrec"
+
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         params = self.params
-        rng = np.random.default_rng(params["seed"])
-        torch.manual_seed(params["seed"])
+        rng = np.random.default_rng(params.seed)
+        torch.manual_seed(params.seed)
         histories = user_sequences(data.interactions, len(self.user_map))
-        self.sequences = np.stack([left_padded(h + 1, params["max_len"]) for h in histories])
-        inputs, targets = training_windows(histories, params["max_len"])
+        self.sequences = np.stack([left_padded(h + 1, params.max_len) for h in histories])
+        inputs, targets = training_windows(histories, params.max_len)
         self.net = SASRecNet(len(self.item_map), params)
-        optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"]
-        )
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
         train_epochs(self, lambda: self._train_epoch(inputs, targets, optimizer, rng), validate, log)
 
     def _train_epoch(
@@ -98,7 +93,7 @@ class SASRecRecommender(Recommender):
     ) -> float:
         self.net.train()
         order = rng.permutation(len(inputs))
-        batch_size, total, count = self.params["batch_size"], 0.0, 0
+        batch_size, total, count = self.params.batch_size, 0.0, 0
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             target = torch.from_numpy(targets[batch]) - 1  # -1 marks padding, ignored below
@@ -132,7 +127,7 @@ class SASRecRecommender(Recommender):
         indexed = self._indexed(known)
         for user, history in zip(np.unique(indexed.user_index), user_sequences(indexed), strict=True):
             current = self.sequences[user][self.sequences[user] > 0]
-            updated.sequences[user] = left_padded(np.concatenate([current, history + 1]), self.params["max_len"])
+            updated.sequences[user] = left_padded(np.concatenate([current, history + 1]), self.params.max_len)
         return updated
 
     def _state(self) -> dict[str, np.ndarray]:

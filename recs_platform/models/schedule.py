@@ -4,34 +4,42 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender
+from recs_platform.models.base import Logger, Recommender, RecommenderParams, Validator
 
 
-def train_epochs(
-    model: Recommender, run_epoch: Callable[[], float], validate: Callable[[], float] | None, log: Logger
-) -> None:
+class ScheduleParams(RecommenderParams):
+    """Epochs and early stopping, shared by every recommender trained with ``train_epochs``."""
+
+    epochs: int = Field(200, ge=1, description="Most epochs to train; a refit trains exactly the best epoch count.")
+    eval_every: int = Field(5, ge=1, description="Score the validation split every this many epochs.")
+    patience: int = Field(4, ge=1, description="Stop after this many validations without improvement.")
+    seed: int = Field(2020, description="Seed of weight initialisation and sampling.")
+
+
+def train_epochs(model: Recommender, run_epoch: Callable[[], float], validate: Validator | None, log: Logger) -> None:
     """BPR's schedule for any torch recommender: ``epochs`` epochs, validation every
     ``eval_every``, stop after ``patience`` evaluations without improvement, keep the best weights."""
-    params = model.params
+    params: ScheduleParams = model.params
     best_score, best_state, best_epoch, stale, epoch = -np.inf, None, 0, 0, 0
-    for epoch in range(1, params["epochs"] + 1):
+    for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         loss = run_epoch()
         message = f"{model.name} epoch {epoch}: loss {loss:.4f} ({time.perf_counter() - started:.2f}s)"
-        if validate is not None and epoch % params["eval_every"] == 0:
-            score = validate()
-            message += f", valid ndcg@10 {score:.4f}"
+        if validate is not None and epoch % params.eval_every == 0:
+            score = validate.score()
+            message += f", valid {validate.metric} {score:.4f}"
             if score > best_score:
                 best_score, best_state, best_epoch, stale = score, model._state(), epoch, 0
             else:
                 stale += 1
         log(message)
-        if stale >= params["patience"]:
-            log(f"{model.name}: early stop at epoch {epoch}; best valid ndcg@10 {best_score:.4f}")
+        if stale >= params.patience:
+            log(f"{model.name}: early stop at epoch {epoch}; best valid {validate.metric} {best_score:.4f}")
             break
     if best_state is not None:
         model._restore(best_state)
-        model.metadata["best_valid_ndcg@10"] = float(best_score)
+        model.metadata[f"best_valid_{validate.metric}"] = float(best_score)
         model.metadata["best_epoch"] = best_epoch  # what a refit without validation trains for
     model.metadata["epochs_trained"] = epoch

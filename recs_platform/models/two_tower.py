@@ -10,19 +10,14 @@ saved with the weights, so a loaded model encodes new feature rows exactly as at
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 
-from recs_platform.models.base import (
-    Logger,
-    Recommender,
-    TrainingData,
-    register,
-)
-from recs_platform.models.schedule import train_epochs
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
 def vocabulary(values: Iterable[str]) -> np.ndarray:
@@ -64,10 +59,16 @@ class TwoTowerNet(torch.nn.Module):
     """The two towers; every embedding table reserves index 0 for unknown/missing."""
 
     def __init__(
-        self, n_users: int, n_items: int, user_vocab_sizes: list[int], n_genres: int, n_decades: int, params: dict
+        self,
+        n_users: int,
+        n_items: int,
+        user_vocab_sizes: list[int],
+        n_genres: int,
+        n_decades: int,
+        params: TwoTowerRecommender.Params,
     ) -> None:
         super().__init__()
-        dim, hidden, out, dropout = params["embedding_dim"], params["hidden"], params["factors"], params["dropout"]
+        dim, hidden, out, dropout = params.embedding_dim, params.hidden, params.factors, params.dropout
         self.user_id = torch.nn.Embedding(n_users + 1, dim)
         self.user_fields = torch.nn.ModuleList(torch.nn.Embedding(size + 1, dim) for size in user_vocab_sizes)
         self.user_mlp = mlp(dim * (1 + len(user_vocab_sizes)), hidden, out, dropout)
@@ -94,28 +95,31 @@ class TwoTowerRecommender(Recommender):
     slot, so they are ranked by their features alone.
     """
 
+    class Params(ScheduleParams):
+        user_features: list[str] = Field(
+            ["age_bucket", "gender", "occupation"], description="Categorical user feature columns of the user tower."
+        )
+        embedding_dim: int = Field(32, ge=1, description="Width of every id and feature embedding.")
+        hidden: int = Field(128, ge=1, description="Hidden units of each tower's MLP.")
+        factors: int = Field(64, ge=1, description="Dimensions of the user and item vectors that are dotted.")
+        dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside the tower MLPs.")
+        id_dropout: float = Field(0.2, ge=0, le=1, description="Share of ids replaced by 'unknown' to train features.")
+        negatives: int = Field(
+            2048, ge=1, description="Sampled negatives per batch (all items when the catalog is smaller)."
+        )
+        batch_size: int = Field(1024, ge=1, description="Positive pairs per optimizer step.")
+        learning_rate: float = Field(0.002, gt=0, description="Adam learning rate.")
+        weight_decay: float = Field(1e-6, ge=0, description="Adam weight decay.")
+        eval_every: int = Field(2, ge=1, description="Score the validation split every this many epochs.")
+        patience: int = Field(3, ge=1, description="Stop after this many validations without improvement.")
+        epochs: int = Field(100, ge=1, description="Most epochs to train; a refit trains exactly the best epoch count.")
+
     name = "two_tower"
-    defaults: ClassVar[dict[str, Any]] = {
-        "user_features": ["age_bucket", "gender", "occupation"],
-        "embedding_dim": 32,
-        "hidden": 128,
-        "factors": 64,
-        "dropout": 0.1,
-        "id_dropout": 0.2,
-        "negatives": 2048,
-        "epochs": 100,
-        "batch_size": 1024,
-        "learning_rate": 0.002,
-        "weight_decay": 1e-6,
-        "eval_every": 2,
-        "patience": 3,
-        "seed": 2020,
-    }
 
     # -- features ----------------------------------------------------------------------
     def _encode_features(self, data: TrainingData) -> None:
         """Vocabularies from the feature frames, and every known user's and item's codes."""
-        fields = self.params["user_features"]
+        fields = self.params.user_features
         users = _aligned(data.users, "user_id", self.user_map.ids, fields)
         items = _aligned(data.items, "item_id", self.item_map.ids, ["genres", "release_year"])
         self.vocab = {field: vocabulary(as_strings(users[field])) for field in fields}
@@ -133,14 +137,12 @@ class TwoTowerRecommender(Recommender):
         self.item_slot = np.where(trained, np.arange(1, len(trained) + 1), 0).astype(np.int64)
 
     def _user_codes(self, users: pd.DataFrame) -> np.ndarray:
-        columns = [
-            encode(_strings_or_missing(users, field), self.vocab[field]) for field in self.params["user_features"]
-        ]
+        columns = [encode(_strings_or_missing(users, field), self.vocab[field]) for field in self.params.user_features]
         return np.stack(columns, axis=1) if columns else np.zeros((len(users), 0), dtype=np.int64)
 
     # -- training ----------------------------------------------------------------------
     def _build_net(self) -> None:
-        sizes = [len(self.vocab[field]) for field in self.params["user_features"]]
+        sizes = [len(self.vocab[field]) for field in self.params.user_features]
         self.net = TwoTowerNet(
             len(self.user_map),
             len(self.item_map),
@@ -150,15 +152,13 @@ class TwoTowerRecommender(Recommender):
             self.params,
         )
 
-    def _fit(self, data: TrainingData, validate: Callable[[], float] | None, log: Logger) -> None:
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         params = self.params
-        rng = np.random.default_rng(params["seed"])
-        torch.manual_seed(params["seed"])
+        rng = np.random.default_rng(params.seed)
+        torch.manual_seed(params.seed)
         self._encode_features(data)
         self._build_net()
-        optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=params["learning_rate"], weight_decay=params["weight_decay"]
-        )
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
         users, items = data.matrix.nonzero()
         train_epochs(self, lambda: self._train_epoch(users, items, optimizer, rng), validate, log)
 
@@ -167,7 +167,7 @@ class TwoTowerRecommender(Recommender):
     ) -> float:
         self.net.train()
         order = rng.permutation(len(users))
-        batch_size, total = self.params["batch_size"], 0.0
+        batch_size, total = self.params.batch_size, 0.0
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             loss = self._batch_loss(users[batch], items[batch], rng)
@@ -181,8 +181,8 @@ class TwoTowerRecommender(Recommender):
         n_items = len(self.item_map)
         candidates = (
             np.arange(n_items)
-            if self.params["negatives"] >= n_items
-            else rng.choice(n_items, self.params["negatives"], replace=False)
+            if self.params.negatives >= n_items
+            else rng.choice(n_items, self.params.negatives, replace=False)
         )
         user_vectors = self._user_vectors(users, self._dropped(users + 1, rng))
         positives = self._item_vectors(items, self._dropped(self.item_slot[items], rng))
@@ -196,7 +196,7 @@ class TwoTowerRecommender(Recommender):
 
     def _dropped(self, slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Id slots with a random ``id_dropout`` share set to unknown, to train the feature paths."""
-        return np.where(rng.random(len(slots)) < self.params["id_dropout"], 0, slots)
+        return np.where(rng.random(len(slots)) < self.params.id_dropout, 0, slots)
 
     # -- scoring -----------------------------------------------------------------------
     def _user_vectors(self, users: np.ndarray, slots: np.ndarray, codes: np.ndarray | None = None) -> torch.Tensor:

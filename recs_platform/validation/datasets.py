@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from recs_platform.artifacts import MANIFEST, TABLES, DatasetVersion
 from recs_platform.versioning import frame_fingerprint
-
-TABLES = ("train", "valid", "test", "users", "items")
-MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    """A pointer to one frozen dataset version on disk."""
-
-    version: str
-    path: str
-
-    def load(self) -> dict[str, pd.DataFrame]:
-        return {name: pd.read_parquet(Path(self.path) / f"{name}.parquet") for name in TABLES}
-
-    def manifest(self) -> dict[str, Any]:
-        return json.loads((Path(self.path) / MANIFEST).read_text())
 
 
 def freeze(tables: dict[str, pd.DataFrame], root: Path, info: dict[str, Any]) -> DatasetVersion:

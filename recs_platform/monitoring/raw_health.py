@@ -6,18 +6,12 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-
-def _has_raw_tables(connection: duckdb.DuckDBPyConnection) -> bool:
-    """False before the first ingestion created the raw schema."""
-    query = (
-        "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'ingested_files'"
-    )
-    return connection.execute(query).fetchone()[0] > 0
+from recs_platform.data.warehouse import has_raw_schema
 
 
 def quarantine_rates(connection: duckdb.DuckDBPyConnection, kind: str = "events") -> pd.DataFrame:
     """Per landed file: rows in, loaded, quarantined and the quarantine rate, worst first."""
-    if not _has_raw_tables(connection):
+    if not has_raw_schema(connection):
         columns = ["source_file", "rows_in", "rows_loaded", "rows_quarantined", "quarantine_rate", "ingested_at"]
         return pd.DataFrame(columns=columns)
     return connection.execute(
@@ -67,7 +61,7 @@ def events_freshness(connection: duckdb.DuckDBPyConnection, now: datetime, windo
     Landing time, not event time, is what says "logs stopped arriving": a replay of old data
     is fresh, and a producer stuck re-sending old files is not hidden by their timestamps.
     """
-    if not _has_raw_tables(connection):
+    if not has_raw_schema(connection):
         return Freshness(None, None, window, now)
     last_landed, newest_event = connection.execute(
         """

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from recs_platform.validation.statistics import column_kind
+from recs_platform.monitoring.statistics import column_kind
 
 N_BINS = 10
 EPSILON = 1e-4  # share given to empty bins so that PSI stays finite

@@ -13,7 +13,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from recs_platform.validation.drift import binned_distributions
+from recs_platform.monitoring.drift import binned_distributions
 
 MAX_BARS = 15  # more categories than this are folded into "(other)" to keep the plot readable
 BAR_WIDTH = 20  # characters of the longest text bar

@@ -5,16 +5,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_platform.registry import ModelRegistry
-from recs_platform.training import TRAIN, training_rows
-from recs_platform.validation.datasets import DatasetVersion
-from recs_platform.validation.drift import (
+from recs_platform.artifacts import TRAIN, DatasetVersion, training_rows
+from recs_platform.monitoring.drift import (
     DriftReport,
     feature_drift,
     interaction_features,
     read_serving_log,
     serving_features,
 )
+from recs_platform.registry import ModelRegistry
 
 SPLITS = ("train", "valid", "test")
 

@@ -1,0 +1,108 @@
+"""Long-running child processes that all stop when their parent stops.
+
+Each child starts in its own session, so a Ctrl-C in the terminal reaches only the parent, which
+then stops the children in order. Stopping one ends its whole process tree: the children it
+forked (BentoML's workers, Dagster's webserver, daemon and code servers) are found before the
+first signal, since they may be re-parented once their own parent exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import psutil
+
+
+class Stop(Exception):
+    """Raised in the parent by SIGTERM or SIGHUP, like KeyboardInterrupt for SIGINT."""
+
+
+@dataclass
+class Supervisor:
+    """Starts named children and, on ``stop_all``, ends every process of their trees."""
+
+    grace_s: float = 20.0
+    children: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
+        process = subprocess.Popen(list(command), env=env, start_new_session=True)
+        self.children[name] = process
+        return process
+
+    def wait_any(self, poll_s: float = 1.0) -> str:
+        """Block until a child exits; returns its name."""
+        while True:
+            for name, process in self.children.items():
+                if process.poll() is not None:
+                    return name
+            time.sleep(poll_s)
+
+    def stop_all(self) -> None:
+        """SIGINT to each child (their own graceful Ctrl-C path), then SIGKILL to whatever of their
+        trees outlives ``grace_s``."""
+        trees = {name: _tree(process.pid) for name, process in self.children.items()}
+        for process in self.children.values():
+            _signal_group(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + self.grace_s
+        for process in self.children.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(deadline - time.monotonic(), 0.1))
+        survivors = [p for tree in trees.values() for p in tree if _alive(p)]
+        survivors += [p for process in self.children.values() for p in _tree(process.pid) if _alive(p)]
+        for process in survivors:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(survivors, timeout=5)
+        for process in self.children.values():
+            _signal_group(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals(supervisor: Supervisor) -> Iterator[Supervisor]:
+    """Turn SIGTERM and SIGHUP into ``Stop`` and stop every child however the block ends."""
+
+    def raise_stop(signum: int, frame: FrameType | None) -> None:
+        raise Stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield supervisor
+    except (KeyboardInterrupt, Stop):
+        pass
+    finally:
+        # A second signal while stopping must not abandon the children half-way.
+        for sig in (signal.SIGINT, *previous):
+            signal.signal(sig, signal.SIG_IGN)
+        supervisor.stop_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
