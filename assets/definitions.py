@@ -10,8 +10,10 @@ from assets.automation import (
     freshness_job,
     freshness_schedule,
     ingest_events_job,
+    ingest_serving_logs_job,
     landing_zone_sensor,
     pipeline_job,
+    retrain_on_engagement_drop,
     retrain_on_new_data,
     weekly_retrain,
 )
@@ -19,9 +21,17 @@ from assets.datasets import dataset
 from assets.dbt import dbt_models
 from assets.deployment import candidate_model, deployment, deployment_gates
 from assets.evaluation import evaluation_report, evaluation_suite, next_item_evaluation, next_item_models, over_models
-from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
+from assets.ingestion import (
+    events_are_fresh,
+    landing_zone,
+    quarantine_rate,
+    raw_catalogs,
+    raw_events,
+    raw_served_impressions,
+)
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
+from assets.online import batch_recommendations, engagement_drop, online_metrics, online_store
 from assets.resources import resources_for, sweeps_paths
 from recs_platform.sweeps import load_sweeps
 
@@ -36,7 +46,9 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             landing_zone,
             raw_events,
             raw_catalogs,
+            raw_served_impressions,
             dbt_models,
+            online_store,
             dataset,
             dataset_statistics_report,
             *models,
@@ -45,11 +57,19 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             *([over_models(next_item_evaluation, sequential)] if sequential else []),
             candidate_model,
             deployment,
+            batch_recommendations,
+            online_metrics,
         ],
-        asset_checks=[quarantine_rate, events_are_fresh, feature_drift_vs_production, deployment_gates],
-        jobs=[ingest_events_job, pipeline_job, freshness_job],
+        asset_checks=[
+            quarantine_rate,
+            events_are_fresh,
+            feature_drift_vs_production,
+            deployment_gates,
+            engagement_drop,
+        ],
+        jobs=[ingest_events_job, ingest_serving_logs_job, pipeline_job, freshness_job],
         schedules=[weekly_retrain, freshness_schedule],
-        sensors=[landing_zone_sensor, retrain_on_new_data],
+        sensors=[landing_zone_sensor, retrain_on_new_data, retrain_on_engagement_drop],
         resources=resources_for(env, home),
     )
 

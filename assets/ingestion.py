@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -13,9 +14,33 @@ from recs_platform.data.ingestion import FileReport, ingest_file
 from recs_platform.data.warehouse import ensure_raw_schema
 from recs_platform.monitoring.raw_health import events_freshness, quarantine_rates
 
-# One partition per landed event file, keyed by its name inside landing/events/.
-landed_event_files = dg.DynamicPartitionsDefinition(name="landed_event_files")
-RAW_EVENTS = dg.AssetKey(["raw", "events"])
+
+@dataclass(frozen=True)
+class LandedFileKind:
+    """A kind of landed file ingested one partition per file into its raw table."""
+
+    kind: str  # the landing-zone folder
+    key: dg.AssetKey
+    partitions: dg.DynamicPartitionsDefinition
+    description: str
+
+
+EVENTS = LandedFileKind(
+    "events",
+    dg.AssetKey(["raw", "events"]),
+    dg.DynamicPartitionsDefinition(name="landed_event_files"),
+    "Landed event files (one partition each) loaded into raw.events; bad rows go to raw.quarantine.",
+)
+SERVING_LOGS = LandedFileKind(
+    "serving_logs",
+    dg.AssetKey(["raw", "served_impressions"]),
+    dg.DynamicPartitionsDefinition(name="served_log_files"),
+    "Serving-log files the API landed (one partition each) loaded into raw.served_impressions, one row per "
+    "answered request with the exact inputs it used; bad rows go to raw.quarantine.",
+)
+PARTITIONED_KINDS = (EVENTS, SERVING_LOGS)
+landed_event_files = EVENTS.partitions
+RAW_EVENTS = EVENTS.key
 RAW_CATALOGS = {kind: dg.AssetKey(["raw", kind]) for kind in ("users", "items")}
 
 
@@ -31,32 +56,38 @@ def landing_zone(storage: StorageResource) -> dg.ObserveResult:
     )
 
 
-@dg.asset(
-    key=RAW_EVENTS,
-    deps=[landing_zone],
-    partitions_def=landed_event_files,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="raw",
-    pool="warehouse",
-)
-def raw_events(
-    context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Loads landed event files (one partition each) into raw.events; bad rows go to raw.quarantine.
+def landed_file_asset(spec: LandedFileKind) -> dg.AssetsDefinition:
+    """The raw asset of one kind: each file is loaded once per content hash in one transaction, so
+    re-running a partition, a backfill, or a run that crashed half-way leaves exactly one copy."""
 
-    Each file is loaded once per content hash in one transaction, so re-running a partition,
-    a backfill, or a run that crashed half-way leaves exactly one copy of every event.
-    """
-    landing = storage.paths.landing
-    with warehouse.connect() as connection:
-        ensure_raw_schema(connection)
-        now = datetime.now(UTC).replace(tzinfo=None)
-        paths = [landing / "events" / key for key in context.partition_keys]
-        missing = [path.name for path in paths if not path.exists()]
-        if missing:
-            context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
-        reports = [ingest_file(connection, landing, path, "events", now) for path in paths if path.exists()]
-    return dg.MaterializeResult(metadata={**_ingestion_metadata(reports), "files_missing": len(missing)})
+    @dg.asset(
+        key=spec.key,
+        deps=[landing_zone],
+        partitions_def=spec.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="raw",
+        pool="warehouse",
+        description=spec.description,
+    )
+    def raw_files(
+        context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        landing = storage.paths.landing
+        with warehouse.connect() as connection:
+            ensure_raw_schema(connection)
+            now = datetime.now(UTC).replace(tzinfo=None)
+            paths = [landing / spec.kind / key for key in context.partition_keys]
+            missing = [path.name for path in paths if not path.exists()]
+            if missing:
+                context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
+            reports = [ingest_file(connection, landing, path, spec.kind, now) for path in paths if path.exists()]
+        return dg.MaterializeResult(metadata={**_ingestion_metadata(reports), "files_missing": len(missing)})
+
+    return raw_files
+
+
+raw_events = landed_file_asset(EVENTS)
+raw_served_impressions = landed_file_asset(SERVING_LOGS)
 
 
 @dg.multi_asset(

@@ -106,6 +106,14 @@ class GateSettings(dg.ConfigurableResource):
         return metric
 
 
+class EngagementSettings(dg.ConfigurableResource):
+    """When the engagement alarm fires (and retrains)."""
+
+    margin: float = Field(default=0.2, description="Relative drop of the consumption rate below its baseline.")
+    min_requests: int = Field(default=100, description="Fewest requests on a day for its rate to count.")
+    baseline_days: int = Field(default=7, description="Mature days before the newest one that form the baseline.")
+
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
@@ -126,6 +134,8 @@ ENV_OVERRIDES = (
     ("RECS_DRIFT_PSI", "drift", "psi_threshold"),
     ("RECS_GATE_METRIC", "gate", "metric"),
     ("RECS_GATE_MIN_METRIC", "gate", "min_metric"),
+    ("RECS_ENGAGEMENT_MARGIN", "engagement", "margin"),
+    ("RECS_ENGAGEMENT_MIN_REQUESTS", "engagement", "min_requests"),
 )
 # The production floor is stricter than the declared default.
 ENV_DEFAULTS = {"prod": {"gate": {"min_metric": 0.25}}}
@@ -161,4 +171,5 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
         "raw_health": RawHealthSettings(**_settings("raw_health", env)),
         "drift": DriftSettings(**_settings("drift", env)),
         "gate": GateSettings(**_settings("gate", env)),
+        "engagement": EngagementSettings(**_settings("engagement", env)),
     }

@@ -46,7 +46,7 @@ def main() -> None:
     home = args.home.resolve()
     os.environ["RECS_HOME"] = str(home)
     from assets.definitions import build_definitions
-    from assets.runner import ingest_all_events
+    from assets.runner import ingest_landed
 
     began = time.perf_counter()
     movielens.import_to_landing(args.source, PlatformPaths(home).landing)
@@ -54,7 +54,7 @@ def main() -> None:
     defs = build_definitions("dev", home)
     instance = dg.DagsterInstance.ephemeral()
     started = time.perf_counter()
-    ingestion = ingest_all_events(defs, instance, PlatformPaths(home))
+    ingestion = ingest_landed(defs, instance, PlatformPaths(home))
     ingested = time.perf_counter() - started
     result = defs.resolve_job_def("recs_pipeline").execute_in_process(instance=instance, raise_on_error=False)
     total = time.perf_counter() - began

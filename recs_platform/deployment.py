@@ -15,6 +15,7 @@ from recs_platform.models.popularity import PopularityRecommender
 from recs_platform.registry import ModelRegistry, ProductionRecord, ServingBundle, write_bundle
 
 FALLBACK = "popularity"
+SEGMENT = "segment_popularity"  # answers new users by their demographics, when it was trained
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ def deploy(
     model = load_recommender(Path(candidate.scores.artifact_path))
     fallback = load_recommender(Path(candidate.baselines[FALLBACK].artifact_path))
     assert isinstance(fallback, PopularityRecommender)
+    segment = candidate.baselines.get(SEGMENT)
+    segment_model = load_recommender(Path(segment.artifact_path)) if segment is not None else None
     metadata = {
         "recommender": model.name,
         "data_version": candidate.dataset_version,
@@ -102,7 +105,7 @@ def deploy(
         # A rerun on unchanged data, code and config trains the same model; don't register a copy.
         return DeploymentOutcome("already_serving", gates, current)
     items = dataset.load()["items"]
-    bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata)
+    bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata, segment=segment_model)
     tag = registry.register(
         bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version}
     )

@@ -54,3 +54,13 @@ class PlatformPaths:
     @property
     def serving_logs(self) -> Path:
         return self.landing / "serving_logs"
+
+    @property
+    def online(self) -> Path:
+        """The online store: snapshots of users' current state and the pointer to the newest."""
+        return self.home / "online"
+
+    @property
+    def batch_recommendations(self) -> Path:
+        """Precomputed top-k lists, one Parquet file per bundle tag."""
+        return self.home / "batch"

@@ -4,6 +4,9 @@ Each child starts in its own session, so a Ctrl-C in the terminal reaches only t
 then stops the children in order. Stopping one ends its whole process tree: the children it
 forked (BentoML's workers, Dagster's webserver, daemon and code servers) are found before the
 first signal, since they may be re-parented once their own parent exits.
+
+Children are asked to stop with SIGTERM, which BentoML and ``dagster dev`` handle gracefully and
+which, unlike SIGINT, a process launched in the background cannot have inherited as ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import psutil
 
 
 class Stop(Exception):
-    """Raised in the parent by SIGTERM or SIGHUP, like KeyboardInterrupt for SIGINT."""
+    """Raised in the parent by SIGINT, SIGTERM or SIGHUP."""
 
 
 @dataclass
@@ -45,11 +48,11 @@ class Supervisor:
             time.sleep(poll_s)
 
     def stop_all(self) -> None:
-        """SIGINT to each child (their own graceful Ctrl-C path), then SIGKILL to whatever of their
-        trees outlives ``grace_s``."""
+        """SIGTERM to each child's process group, then SIGKILL to whatever of their trees outlives
+        ``grace_s``."""
         trees = {name: _tree(process.pid) for name, process in self.children.items()}
         for process in self.children.values():
-            _signal_group(process.pid, signal.SIGINT)
+            _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         for process in self.children.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -86,23 +89,28 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def stop_on_signals(supervisor: Supervisor) -> Iterator[Supervisor]:
-    """Turn SIGTERM and SIGHUP into ``Stop`` and stop every child however the block ends."""
+    """Turn SIGINT, SIGTERM and SIGHUP into ``Stop`` and stop every child however the block ends.
+
+    SIGINT is handled even when the parent inherited it as ignored, so Ctrl-C always works.
+    """
 
     def raise_stop(signum: int, frame: FrameType | None) -> None:
         raise Stop(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, raise_stop) for sig in STOP_SIGNALS}
     try:
         yield supervisor
-    except (KeyboardInterrupt, Stop):
+    except Stop:
         pass
     finally:
         # A second signal while stopping must not abandon the children half-way.
-        for sig in (signal.SIGINT, *previous):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         supervisor.stop_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)

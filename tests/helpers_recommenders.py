@@ -179,6 +179,33 @@ class RecommenderContract:
             fitted.recommend([known, 10_000], k=3)
         np.testing.assert_array_equal(fitted.known_users([known, 10_000, -1]), [True, False, False])
 
+    # -- any history, as at serving time -----------------------------------------------------------
+    def test_a_training_history_scores_as_its_training_row(self, fitted: Recommender, train: pd.DataFrame) -> None:
+        """The fresh-history path and the training path are one formula: a user's training history,
+        scored as a history, gives exactly the list the model gives that user."""
+        if not fitted.scores_any_history:
+            with pytest.raises(NotImplementedError):
+                fitted.recommend_for_history([int(train.item_id.iloc[0])], k=3)
+            return
+        for user in self.all_users(train)[:6]:
+            history = train[train.user_id == user].sort_values(["timestamp", "item_id"]).item_id.to_numpy()
+            items, scores = fitted.recommend_for_history(history, k=5)
+            expected = fitted.recommend([user], k=5)
+            assert items.tolist() == expected.item_id.tolist(), user
+            np.testing.assert_allclose(scores, expected.score.to_numpy(), rtol=1e-5, atol=1e-6)
+
+    def test_history_scoring_masks_history_and_exclusions_and_ignores_unknown_items(
+        self, fitted: Recommender, train: pd.DataFrame
+    ) -> None:
+        if not fitted.scores_any_history:
+            return
+        history = np.array([int(train.item_id.iloc[0]), 10_000])  # 10_000 is no item the model knows
+        excluded = int(fitted.item_map.ids[-1])
+        items, scores = fitted.recommend_for_history(history, k=N_ITEMS, exclude=[excluded])
+        assert not {int(history[0]), excluded} & set(items.tolist())
+        assert len(items) == len(fitted.item_map) - 2 and np.isfinite(scores).all()
+        assert (np.diff(scores) <= 0).all()
+
     # -- persistence ----------------------------------------------------------------------------
     def test_save_load_roundtrip(self, fitted: Recommender, train: pd.DataFrame, tmp_path: Path) -> None:
         path = fitted.save(tmp_path / "model")

@@ -15,22 +15,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recs_platform.models import BPRRecommender, PopularityRecommender, Recommender
-from recs_platform.registry.bundle import write_bundle
+from recs_platform.models import EASERecommender, PopularityRecommender, Recommender, SegmentPopularityRecommender
+from recs_platform.online.store import export_snapshot
+from recs_platform.registry.bundle import precompute_lists, write_bundle
 from recs_platform.registry.store import ModelRegistry
 from recs_platform.serving.launcher import ServerHandle, start_server
-from recs_platform.serving.model import production_registry
+from recs_platform.serving.model import precomputed_path, production_registry
 from recs_platform.settings import PlatformPaths
 
 KNOWN_USER = 1
 UNKNOWN_USER = 10_000
 RELOAD_INTERVAL_S = 0.5
+FEMALE_25 = {"age_bucket": "25-34", "gender": "F"}
 
 
 def interactions() -> pd.DataFrame:
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({"user_id": rng.integers(1, 31, 500), "item_id": rng.integers(1, 41, 500)})
-    return pd.concat([frame, pd.DataFrame({"user_id": [KNOWN_USER], "item_id": [1]})], ignore_index=True)
+    frame = pd.concat([frame, pd.DataFrame({"user_id": [KNOWN_USER], "item_id": [1]})], ignore_index=True)
+    return frame.assign(timestamp=pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(frame)), unit="min"))
+
+
+def users() -> pd.DataFrame:
+    ids = np.arange(1, 31)
+    return pd.DataFrame(
+        {"user_id": ids, "age_bucket": np.where(ids % 2, "25-34", "35-44"), "gender": np.where(ids % 3, "F", "M")}
+    )
 
 
 def items() -> pd.DataFrame:
@@ -38,16 +48,38 @@ def items() -> pd.DataFrame:
 
 
 def publish(registry: ModelRegistry, workdir: Path, model: Recommender, name: str) -> str:
-    """Write, register and promote a bundle; returns its tag."""
+    """Write, register and promote a bundle (with segment popularity for new users); returns its tag."""
     train = interactions()
-    bundle = write_bundle(workdir / name, model.fit(train), PopularityRecommender().fit(train), items(), {"name": name})
+    bundle = write_bundle(
+        workdir / name,
+        model.fit(train),
+        PopularityRecommender().fit(train),
+        items(),
+        {"name": name},
+        segment=SegmentPopularityRecommender().fit(train, users=users()),
+    )
     tag = registry.register(bundle, {"name": name}, {"stage": "test"})
     registry.promote(tag, reason=f"test {name}")
     return tag
 
 
-# The launcher sets RECS_HOME and BENTOML_HOME (home/bentoml); reload fast so the tests are quick.
-SERVER_ENV = {"RECS_RELOAD_INTERVAL_S": str(RELOAD_INTERVAL_S)}
+def online_state(extra: dict[int, list[int]] | None = None) -> pd.DataFrame:
+    """The online store's rows for the training users, with ``extra`` items appended per user."""
+    train = interactions().sort_values(["timestamp", "item_id"]).drop_duplicates(["user_id", "item_id"])
+    rows = []
+    for user, group in train.groupby("user_id"):
+        history = [*group.item_id.tolist(), *(extra or {}).get(user, [])]
+        times = pd.date_range("2024-01-01", periods=len(history), freq="min").tolist()
+        features = users().set_index("user_id").loc[user]
+        rows.append(
+            {"user_id": user, "item_sequence": history, "timestamp_sequence": times, **features.to_dict(),
+             "occupation": None, "activity_level": "low"}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# The launcher sets RECS_HOME and BENTOML_HOME (home/bentoml); reload and land logs fast so the tests are quick.
+SERVER_ENV = {"RECS_RELOAD_INTERVAL_S": str(RELOAD_INTERVAL_S), "RECS_SERVING_LOG_ROTATE_S": "0.2"}
 
 
 @dataclass
@@ -69,7 +101,8 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("recs_home")
     registry = production_registry(PlatformPaths(home))
-    publish(registry, home / "work", BPRRecommender(epochs=3, factors=8), "bpr-v1")
+    publish(registry, home / "work", EASERecommender(l2=10.0), "ease-v1")
+    export_snapshot(online_state(), PlatformPaths(home).online)
     server = start_server(home, env=SERVER_ENV)
     try:
         yield Served(home, registry, server)
@@ -84,21 +117,104 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         time.sleep(0.1)
 
 
+def item_ids(response: dict) -> list[int]:
+    return [item["item_id"] for item in response["items"]]
+
+
 def test_known_user_gets_personal_items_from_the_production_model(served: Served) -> None:
     with bentoml.SyncHTTPClient(served.server.url) as client:
         response = client.recommend(user_id=KNOWN_USER, k=5)
     assert response["model_version"] == served.registry.production().tag
-    assert response["user_id"] == KNOWN_USER and response["fallback"] is False
-    assert len(response["items"]) == 5
+    assert response["user_id"] == KNOWN_USER
+    assert response["source"] == "model" and response["history_source"] == "online_store"
+    expected = EASERecommender(l2=10.0).fit(interactions()).recommend([KNOWN_USER], k=5)
+    assert item_ids(response) == expected.item_id.tolist()
     assert all(item["title"] == f"Movie {item['item_id']}" for item in response["items"])
 
 
-def test_unknown_user_gets_the_most_popular_items(served: Served) -> None:
+def test_unknown_user_without_features_gets_the_most_popular_items(served: Served) -> None:
     with bentoml.SyncHTTPClient(served.server.url) as client:
         response = client.recommend(user_id=UNKNOWN_USER, k=3)
     expected, _ = PopularityRecommender().fit(interactions()).most_popular(3)
-    assert response["fallback"] is True
-    assert [item["item_id"] for item in response["items"]] == expected.tolist()
+    assert response["source"] == "popularity" and response["history_source"] == "none"
+    assert item_ids(response) == expected.tolist()
+
+
+def test_new_user_with_demographics_gets_the_segment_answer(served: Served) -> None:
+    response = served.post(json.dumps({"user_id": UNKNOWN_USER, "k": 4, "features": FEMALE_25})).json()
+    segment = SegmentPopularityRecommender().fit(interactions(), users=users())
+    assert response["source"] == "segment"
+    assert item_ids(response) == segment.recommend_for_segment(FEMALE_25, k=4).item_id.tolist()
+    assert item_ids(response) != item_ids(served.post(json.dumps({"user_id": UNKNOWN_USER, "k": 4})).json())
+
+
+def test_recent_items_change_the_answer_at_once(served: Served) -> None:
+    model = EASERecommender(l2=10.0).fit(interactions())
+    before = served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()
+    recent = unseen_items(KNOWN_USER, 3)
+    after = served.post(json.dumps({"user_id": KNOWN_USER, "k": 5, "recent_items": recent})).json()
+    assert after["source"] == "model+fresh_history" and after["history_source"] == "online_store+request"
+    history = [*online_state().set_index("user_id").item_sequence[KNOWN_USER], *recent]
+    assert item_ids(after) == model.recommend_for_history(history, k=5)[0].tolist()
+    assert item_ids(after) != item_ids(before) and not set(recent) & set(item_ids(after))
+    # A user the model never saw is scored from the items sent, not by popularity.
+    new_user = served.post(json.dumps({"user_id": UNKNOWN_USER, "k": 5, "recent_items": recent})).json()
+    assert new_user["source"] == "model+fresh_history" and new_user["history_source"] == "request"
+
+
+def unseen_items(user: int, count: int) -> list[int]:
+    """Items the user has no training interaction with, from the end of the catalog."""
+    seen = set(interactions().query("user_id == @user").item_id)
+    return [item for item in range(40, 0, -1) if item not in seen][:count]
+
+
+def test_a_new_online_snapshot_changes_the_answer_without_a_retrain(served: Served) -> None:
+    before = served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()
+    new_items = unseen_items(KNOWN_USER, 2)
+    export_snapshot(online_state({KNOWN_USER: new_items}), PlatformPaths(served.home).online)
+    try:
+        wait_for(lambda: served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()["source"] != "model")
+        after = served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()
+        assert after["source"] == "model+fresh_history" and after["model_version"] == before["model_version"]
+        assert item_ids(after) != item_ids(before) and not set(new_items) & set(item_ids(after))
+    finally:
+        export_snapshot(online_state(), PlatformPaths(served.home).online)
+        wait_for(lambda: served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()["source"] == "model")
+
+
+def test_precomputed_lists_answer_while_the_history_is_unchanged(served: Served) -> None:
+    tag = served.registry.production().tag
+    computed = served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()
+    bundle = served.registry.load_production()
+    path = precomputed_path(PlatformPaths(served.home), tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    precompute_lists(bundle.model, k=20).to_parquet(path)
+    try:
+        wait_for(
+            lambda: (
+                logged(served, served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json())["path"] == "precomputed"
+            )
+        )
+        answered = served.post(json.dumps({"user_id": KNOWN_USER, "k": 5})).json()
+        assert item_ids(answered) == item_ids(computed)
+        assert logged(served, served.post(json.dumps({"user_id": KNOWN_USER, "k": 30})).json())["path"] == "online"
+    finally:
+        path.unlink()
+
+
+def logged(served: Served, response: dict, timeout_s: float = 10.0) -> dict:
+    """The serving-log record of ``response``, once its file has landed."""
+    found: dict[str, dict] = {}
+
+    def landed() -> bool:
+        for path in PlatformPaths(served.home).serving_logs.glob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                found[record["request_id"]] = record
+        return response["request_id"] in found
+
+    wait_for(landed, timeout_s)
+    return found[response["request_id"]]
 
 
 @pytest.mark.parametrize(
@@ -117,6 +233,12 @@ def test_unknown_user_gets_the_most_popular_items(served: Served) -> None:
         ("[1, 2]", ["should be an object"]),
         ('"user_id"', ["should be an object"]),
         ("{not json", ["Invalid JSON"]),
+        ('{"user_id": 1, "recent_items": [1, true]}', ["recent_items", "valid integer"]),
+        ('{"user_id": 1, "recent_items": 5}', ["recent_items", "valid array"]),
+        ('{"user_id": 1, "recent_items": [' + ",".join(["1"] * 201) + "]}", ["recent_items", "at most 200"]),
+        ('{"user_id": 1, "features": {"age": 30}}', ['"features","age"', "Extra inputs are not permitted"]),
+        ('{"user_id": 1, "features": {"gender": 1}}', ['"features","gender"', "valid string"]),
+        ('{"user_id": 1, "now": "yesterday"}', ["now", "valid datetime"]),
     ],
 )
 def test_malformed_requests_get_a_4xx_that_names_the_problem(served: Served, body: str, expected: list[str]) -> None:
@@ -135,22 +257,29 @@ def test_health_and_metrics_endpoints(served: Served) -> None:
     assert "bentoml_service_request_total" in metrics.text and 'endpoint="/recommend"' in metrics.text
 
 
-def test_every_served_request_is_logged_as_a_json_line(served: Served) -> None:
-    log_dir = PlatformPaths(served.home).serving_logs
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for path in sorted(log_dir.glob("*.jsonl")) for line in path.read_text().splitlines()]
-
-    before = len(lines())
-    responses = [served.post(json.dumps({"user_id": user, "k": 4})).json() for user in (KNOWN_USER, UNKNOWN_USER)]
-    logged = lines()[before:]
-    assert [line["request_id"] for line in logged] == [r["request_id"] for r in responses]
-    for line, response in zip(logged, responses, strict=True):
-        assert line["user_id"] == response["user_id"] and line["k"] == 4
-        assert line["model_version"] == response["model_version"] and line["fallback"] == response["fallback"]
-        assert line["item_ids"] == [item["item_id"] for item in response["items"]]
-        assert line["scores"] == [item["score"] for item in response["items"]]
-        assert line["latency_ms"] > 0 and line["timestamp"].endswith("+00:00")
+def test_every_answer_is_logged_with_the_exact_inputs_it_used(served: Served) -> None:
+    bodies = [
+        {"user_id": KNOWN_USER, "k": 4},
+        {"user_id": UNKNOWN_USER, "k": 4, "features": FEMALE_25, "now": "1998-03-01T10:00:00"},
+        {"user_id": KNOWN_USER, "k": 4, "recent_items": [40]},
+    ]
+    for body in bodies:
+        response = served.post(json.dumps(body)).json()
+        record = logged(served, response)
+        assert record["user_id"] == response["user_id"] and record["k"] == 4
+        assert record["model_version"] == response["model_version"] and record["source"] == response["source"]
+        assert record["history_source"] == response["history_source"]
+        assert record["item_ids"] == item_ids(response)
+        assert record["scores"] == [item["score"] for item in response["items"]]
+        assert record["latency_ms"] > 0 and record["online_version"]
+    known = logged(served, served.post(json.dumps(bodies[0])).json())
+    assert known["history_items"] == online_state().set_index("user_id").item_sequence[KNOWN_USER]
+    assert known["user_features"] == {"age_bucket": "25-34", "gender": "F", "activity_level": "low"}
+    assert known["served_at"].endswith("+00:00")
+    segment = logged(served, served.post(json.dumps(bodies[1])).json())
+    assert segment["user_features"] == FEMALE_25 and segment["served_at"] == "1998-03-01T10:00:00+00:00"
+    fresh = logged(served, served.post(json.dumps(bodies[2])).json())
+    assert fresh["history_items"][-1] == 40 and fresh["history_source"] == "online_store+request"
 
 
 def test_promotion_is_picked_up_without_dropping_requests(served: Served) -> None:

@@ -16,7 +16,9 @@ EVENT_COLUMNS = ("user_id", "item_id", "event_type", "value", "timestamp")
 EVENT_TYPES = frozenset({"rating", "click", "view", "play", "add_to_cart", "purchase", "impression"})
 USER_COLUMNS = ("user_id", "age", "gender", "occupation", "zip_code")
 ITEM_COLUMNS = ("item_id", "title", "release_date", "genres")
-LANDING_KINDS = ("events", "users", "items")
+LANDING_KINDS = ("events", "users", "items", "serving_logs")
+# The raw table each kind of landed file is loaded into.
+RAW_TABLES = {"events": "events", "users": "users", "items": "items", "serving_logs": "served_impressions"}
 SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -19,10 +20,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from recs_platform.data import serving_log
 from recs_platform.data.events import (
     EVENT_COLUMNS,
     EVENT_TYPES,
     ITEM_COLUMNS,
+    RAW_TABLES,
     USER_COLUMNS,
     file_sha256,
     landed_files,
@@ -35,8 +38,10 @@ REQUIRED = {
     "events": ("user_id", "item_id", "event_type", "timestamp"),
     "users": ("user_id",),
     "items": ("item_id",),
+    "serving_logs": ("request_id", "served_at", "user_id", "model_version", "source", "item_ids"),
 }
-COLUMNS = {"events": EVENT_COLUMNS, "users": USER_COLUMNS, "items": ITEM_COLUMNS}
+COLUMNS = {"events": EVENT_COLUMNS, "users": USER_COLUMNS, "items": ITEM_COLUMNS, "serving_logs": serving_log.FIELDS}
+INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ def _parse_json_lines(lines: list[tuple[int, str]], bad: list[dict]) -> tuple[pd
 
 
 def _as_int(series: pd.Series) -> pd.Series:
+    """Whole numbers as Int64; anything else (booleans included: ``true`` is not an id) is missing."""
+    if series.dtype == object:
+        series = series.where(~series.map(lambda value: isinstance(value, bool)))
+    elif pd.api.types.is_bool_dtype(series):
+        return pd.Series(pd.NA, index=series.index, dtype="Int64")
     numbers = pd.to_numeric(series, errors="coerce")
     whole = numbers.notna() & (numbers == numbers.round())
     return numbers.where(whole).astype("Int64")
@@ -278,6 +288,58 @@ def clean_catalog(kind: str, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.Se
     return typed, reasons
 
 
+def clean_served(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Type and check serving-log records (one answered request each)."""
+    for column in serving_log.FIELDS:
+        if column not in records:
+            records[column] = None
+    reasons = pd.Series(None, index=records.index, dtype=object)
+    for column in REQUIRED["serving_logs"]:
+        _reject(reasons, records[column].isna(), f"missing field {column}")
+    typed = pd.DataFrame(index=records.index)
+    for column in ("request_id", "model_version", "source", "path", "history_source", "online_version"):
+        typed[column] = records[column].astype("string")
+    typed["served_at"] = _as_timestamp(records["served_at"])
+    _reject(reasons, typed["served_at"].isna(), "served_at is not parsable")
+    for column in ("user_id", "k"):
+        typed[column] = _as_int(records[column])
+    _reject(reasons, typed["user_id"].isna(), "user_id is not an integer")
+    _reject(reasons, ~typed["source"].isin(serving_log.SOURCES), "unknown source")
+    typed["item_ids"] = records["item_ids"].map(_id_list)
+    typed["history_items"] = records["history_items"].map(lambda value: _id_list([] if _absent(value) else value))
+    _reject(reasons, typed["item_ids"].isna(), "item_ids is not a list of integer ids")
+    _reject(reasons, typed["history_items"].isna(), "history_items is not a list of integer ids")
+    typed["scores"] = records["scores"].map(_number_list)
+    lengths_differ = typed["scores"].map(lambda v: -1 if v is None else len(v)) != typed["item_ids"].map(
+        lambda v: -2 if v is None else len(v)
+    )
+    _reject(reasons, lengths_differ, "scores is not one finite number per item")
+    typed["user_features"] = records["user_features"].map(
+        lambda v: None if _absent(v) else json.dumps(v, sort_keys=True)
+    )
+    typed["latency_ms"] = pd.to_numeric(records["latency_ms"], errors="coerce")
+    _reject(reasons, typed["request_id"].duplicated() & typed["request_id"].notna(), "duplicated request_id")
+    return typed, reasons
+
+
+def _absent(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _id_list(value: object) -> list[int] | None:
+    """A list of int64 ids, or None when ``value`` is anything else (booleans are not ids)."""
+    if not isinstance(value, list) or not all(type(v) is int and INT64[0] <= v <= INT64[1] for v in value):
+        return None
+    return value
+
+
+def _number_list(value: object) -> list[float] | None:
+    numbers = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    return [float(v) for v in value] if numbers else None
+
+
 def ingest_file(
     connection: duckdb.DuckDBPyConnection, landing: Path, path: Path, kind: str, now: datetime
 ) -> FileReport:
@@ -329,13 +391,24 @@ TARGET_TYPES = {
         "user_id": "bigint", "age": "integer", "gender": "varchar", "occupation": "varchar", "zip_code": "varchar",
     },
     "items": {"item_id": "bigint", "title": "varchar", "release_date": "date", "genres": "varchar"},
+    "serving_logs": {
+        "request_id": "varchar", "served_at": "timestamp", "user_id": "bigint", "k": "integer",
+        "model_version": "varchar", "source": "varchar", "path": "varchar", "history_source": "varchar",
+        "history_items": "bigint[]", "user_features": "varchar", "item_ids": "bigint[]", "scores": "double[]",
+        "latency_ms": "double", "online_version": "varchar",
+    },
 }  # fmt: skip
 
 
 def _clean_with_pandas(path: Path, kind: str, now: datetime) -> pd.DataFrame:
     """Every input row of a file: typed target columns plus line_number, raw_text and reason."""
     records, unparsable = read_records(path)
-    typed, reasons = clean_events(records, now) if kind == "events" else clean_catalog(kind, records)
+    if kind == "events":
+        typed, reasons = clean_events(records, now)
+    elif kind == serving_log.KIND:
+        typed, reasons = clean_served(records)
+    else:
+        typed, reasons = clean_catalog(kind, records)
     typed = typed.assign(
         line_number=records["line_number"], raw_text=_raw_texts(kind, records, reasons), reason=reasons
     )
@@ -537,7 +610,7 @@ def _replace_file_rows(
     An event whose id another file already loaded is quarantined, not loaded twice; this file's
     own earlier rows were deleted first, so a changed file still replaces them.
     """
-    connection.execute(f"delete from raw.{kind} where source_file = ?", [source])
+    connection.execute(f"delete from raw.{RAW_TABLES[kind]} where source_file = ?", [source])
     connection.execute("delete from raw.quarantine where source_file = ?", [source])
     if kind == "events":
         connection.execute(
@@ -549,7 +622,7 @@ def _replace_file_rows(
     columns = list(TARGET_TYPES[kind])
     names = ", ".join(map(_quote, columns))
     connection.execute(
-        f"insert into raw.{kind} ({names}, source_file, ingested_at) "
+        f"insert into raw.{RAW_TABLES[kind]} ({names}, source_file, ingested_at) "
         f"select {names}, ?, ? from {STAGING} where reason is null",
         [source, now],
     )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_platform.evaluation.suite import SuiteResult, encode
+from recs_platform.evaluation.plots import encode
+from recs_platform.evaluation.suite import SuiteResult
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Sequence
 
@@ -23,6 +24,30 @@ def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def encode(png: bytes) -> str:
+    """Base64 text of a PNG, for data URIs."""
+    return base64.b64encode(png).decode("ascii")
+
+
+def markdown_image(name: str, png: bytes) -> str:
+    """A markdown image with the PNG inline, as Dagster metadata shows it."""
+    return f"![{name}](data:image/png;base64,{encode(png)})"
+
+
+def lines_by_group(table: pd.DataFrame, x: str, y: str, group: str) -> bytes:
+    """One line (with markers) of ``y`` over ``x`` per value of ``group``."""
+    figure = _figure(7, 3)
+    axes = figure.subplots()
+    for name, rows in table.groupby(group, sort=True):
+        axes.plot(rows[x].astype(str), rows[y], marker="o", label=str(name))
+    axes.set_xlabel(x)
+    axes.set_ylabel(y)
+    axes.tick_params(axis="x", rotation=45, labelsize="small")
+    if table[group].nunique() > 1:
+        axes.legend(fontsize="small")
+    return _png(figure)
 
 
 def metric_by_model(summary: pd.DataFrame, metrics: Sequence[str]) -> bytes:

@@ -4,7 +4,6 @@ significance against the best baseline, and the plots and tables a report shows.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -128,15 +127,11 @@ class SuiteResult:
 
     def plot_markdown(self) -> dict[str, str]:
         """Each plot as a markdown image with an inline base64 PNG."""
-        return {name: f"![{name}](data:image/png;base64,{encode(png)})" for name, png in self.plots().items()}
+        return {name: plots.markdown_image(name, png) for name, png in self.plots().items()}
 
     @property
     def primary_k(self) -> int:
         return int(self.primary_metric.rpartition("@")[2])
-
-
-def encode(png: bytes) -> str:
-    return base64.b64encode(png).decode("ascii")
 
 
 def _context(tables: dict[str, pd.DataFrame], custom_metrics: Sequence[str], threshold: float) -> _Context:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -115,6 +115,8 @@ class Recommender(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[RecommenderParams]] = RecommenderParams
     is_learned: ClassVar[bool] = True
+    # Whether the model scores any history (``recommend_for_history``), not only its training rows.
+    scores_any_history: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params.parse(self.name, params)
@@ -234,6 +236,43 @@ class Recommender(ABC):
             }
         )
         return frame[np.isfinite(frame.score)].reset_index(drop=True)
+
+    def recommend_for_history(
+        self, history: Sequence[int], k: int, exclude: Iterable[int] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item ids and scores for a user described by ``history`` alone: item ids, oldest
+        first, as they are now rather than at training time. Items the model does not know are
+        ignored; history items and ``exclude`` are never recommended."""
+        if not self.scores_any_history:
+            raise NotImplementedError(f"{self.name} scores only the histories it was trained on")
+        if k <= 0:
+            raise ValueError("k must be positive")
+        self._require_fitted()
+        history = np.asarray(history, dtype=np.int64)
+        scores = np.asarray(self._score_histories([self._known_items(history)]), dtype=np.float64)[0]
+        masked = self._known_items(np.concatenate([history, np.fromiter(exclude, dtype=np.int64)]))
+        scores[masked] = -np.inf
+        top = _row_top_k(scores, min(k, len(scores)))
+        top = top[np.isfinite(scores[top])]
+        return self.item_map.ids[top], scores[top]
+
+    def _known_items(self, item_ids: np.ndarray) -> np.ndarray:
+        """Indices of the known ones among ``item_ids``, in their order."""
+        return self.item_map.index(item_ids[self.item_map.contains(item_ids)])
+
+    def history_matrix(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Binary rows x items matrix of item-index histories, the same encoding as ``seen``."""
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        cols = np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)
+        matrix = sp.csr_matrix(
+            (np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(histories), len(self.item_map))
+        )
+        matrix.data[:] = 1.0
+        return matrix
+
+    def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item for each history of item indices (oldest first), shape (len, items)."""
+        raise NotImplementedError(f"{self.name} scores only the histories it was trained on")
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path: Path) -> Path:

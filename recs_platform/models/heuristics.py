@@ -6,7 +6,7 @@ cheap baselines (and cold-start fallbacks) for the learned models.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -159,6 +159,7 @@ class RecentHistoryRecommender(Recommender):
     name = "recent_history"
     is_learned = False
     repeat_consumption = True
+    scores_any_history = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         counts = item_counts(data.matrix)
@@ -180,6 +181,15 @@ class RecentHistoryRecommender(Recommender):
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         return self.history[user_index].toarray() + self.prior
+
+    def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """A history's items score their recency rank (1 = oldest), the rest popularity in [0, 1).
+
+        A history carries each item once, so both modes rank it by recency."""
+        scores = np.tile(self.prior.astype(np.float64), (len(histories), 1))
+        for row, history in enumerate(histories):
+            scores[row, history] += np.arange(1, len(history) + 1)
+        return scores
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"prior": self.prior, **csr_state("history", self.history)}
@@ -204,6 +214,7 @@ class CooccurrenceRecommender(Recommender):
 
     name = "cooccurrence"
     is_learned = False
+    scores_any_history = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         self.cooccurrence = self._cooccurrence(data.matrix)
@@ -231,10 +242,20 @@ class CooccurrenceRecommender(Recommender):
         return last
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
-        rows, slots = np.nonzero(self.last_items[user_index] >= 0)
-        items = self.last_items[user_index][rows, slots]
-        shape = (len(user_index), self.cooccurrence.shape[0])
-        anchors = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items)), shape=shape)
+        return self._score_anchors(self.last_items[user_index])
+
+    def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        last = np.full((len(histories), self.params.n_last), -1, dtype=np.int64)
+        for row, history in enumerate(histories):
+            recent = history[::-1][: self.params.n_last]  # most recent first, as in training
+            last[row, : len(recent)] = recent
+        return self._score_anchors(last)
+
+    def _score_anchors(self, last_items: np.ndarray) -> np.ndarray:
+        """Summed co-occurrence rows of each user's anchor items (-1 pads)."""
+        rows, slots = np.nonzero(last_items >= 0)
+        shape = (len(last_items), self.cooccurrence.shape[0])
+        anchors = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, last_items[rows, slots])), shape=shape)
         return (anchors @ self.cooccurrence).toarray()
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -1,11 +1,15 @@
 """Item-neighbourhood models: item-kNN (cosine, scikit-learn), EASE (Steck 2019) and DLAE (Steck 2020).
 
-All score a user as ``x_u @ W`` with ``x_u`` the binary training row and ``W`` an item x item
-weight matrix; they differ in how ``W`` is learned. The training rows are the base class's
-``seen`` matrix, which is saved anyway, so only ``W`` is model state.
+All score a user as ``x_u @ W`` with ``x_u`` the binary row of the user's items and ``W`` an item x
+item weight matrix; they differ in how ``W`` is learned. For a training user ``x_u`` is the base
+class's ``seen`` row (saved anyway, so only ``W`` is model state); for a history the model never
+saw, such as the user's current one at serving time, it is that history's row: the same formula,
+so any history is scored without retraining.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,8 +31,29 @@ def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
 
 
+class ItemToItemRecommender(Recommender):
+    """Scores a binary row of items, ``x @ W``, whether a training user's or any other history."""
+
+    scores_any_history = True
+
+    @property
+    def item_weights(self) -> np.ndarray | sp.csr_matrix:
+        """The item x item matrix ``W``."""
+        raise NotImplementedError
+
+    def _score_rows(self, rows: sp.csr_matrix) -> np.ndarray:
+        scores = rows @ self.item_weights
+        return scores.toarray() if sp.issparse(scores) else np.asarray(scores)
+
+    def _score(self, user_index: np.ndarray) -> np.ndarray:
+        return self._score_rows(self.seen[user_index])
+
+    def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return self._score_rows(self.history_matrix(histories))
+
+
 @register
-class ItemKNNRecommender(Recommender):
+class ItemKNNRecommender(ItemToItemRecommender):
     """Item-item cosine similarity on the binary matrix, pruned to each item's top neighbours.
 
     With ``shrinkage`` s the similarity is c_ij / (sqrt(n_i n_j) + s): pairs supported by few
@@ -57,8 +82,9 @@ class ItemKNNRecommender(Recommender):
         norm = np.sqrt(counts[rows] * counts[similarity.indices])
         similarity.data *= (norm / (norm + self.params.shrinkage)).astype(np.float32)
 
-    def _score(self, user_index: np.ndarray) -> np.ndarray:
-        return (self.seen[user_index] @ self.similarity).toarray()
+    @property
+    def item_weights(self) -> sp.csr_matrix:
+        return self.similarity
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("similarity", self.similarity)
@@ -69,7 +95,7 @@ class ItemKNNRecommender(Recommender):
 
 
 @register
-class EASERecommender(Recommender):
+class EASERecommender(ItemToItemRecommender):
     """Embarrassingly Shallow Autoencoder (Steck, 2019): a closed-form item-item regression.
 
     B = I - P / diag(P) with P = (XᵀX + l2 I)⁻¹, so diag(B) = 0 and no item predicts itself.
@@ -106,8 +132,9 @@ class EASERecommender(Recommender):
         np.fill_diagonal(weights, 0.0)
         return weights
 
-    def _score(self, user_index: np.ndarray) -> np.ndarray:
-        return np.asarray(self.seen[user_index] @ self.weights)
+    @property
+    def item_weights(self) -> np.ndarray:
+        return self.weights
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}

@@ -8,6 +8,7 @@ softmax over the catalog at every position (cheap for catalogs of a few thousand
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
@@ -76,6 +77,7 @@ class SASRecRecommender(Recommender):
         patience: int = Field(3, ge=1, description="Stop after this many validations without improvement.")
 
     name = "sasrec"
+    scores_any_history = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         params = self.params
@@ -107,9 +109,16 @@ class SASRecRecommender(Recommender):
         return total / max(count, 1)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
+        return self._score_sequences(self.sequences[user_index])
+
+    def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return self._score_sequences(np.stack([left_padded(h + 1, self.params.max_len) for h in histories]))
+
+    def _score_sequences(self, sequences: np.ndarray) -> np.ndarray:
+        """Next-item scores after each left-padded, shifted-by-one sequence."""
         self.net.eval()
         with torch.no_grad():
-            states = self.net(torch.from_numpy(self.sequences[user_index]))[:, -1]
+            states = self.net(torch.from_numpy(sequences))[:, -1]
             return self.net.logits(states).numpy()
 
     def with_history(self, interactions: pd.DataFrame) -> Self:

@@ -1,10 +1,11 @@
-"""A deployable bundle: the model, its popularity fallback and the item catalog, pickle-free.
+"""A deployable bundle: the model, its fallbacks and the item catalog, pickle-free.
 
 Layout::
 
     bundle.json      metadata: data version, code version, config, metrics
     model/           the recommender (config JSON + npz with id maps and weights)
-    fallback/        popularity recommender for users the model has never seen
+    fallback/        popularity recommender, the last resort for users nothing else knows
+    segment/         segment popularity, for new users whose demographics are known (optional)
     items.parquet    item_id, title
 """
 
@@ -13,15 +14,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from recs_platform.models.base import Recommender, load_recommender
+from recs_platform.models.heuristics import SegmentPopularityRecommender
 from recs_platform.models.popularity import PopularityRecommender
 
 BUNDLE_FILE = "bundle.json"
+Loaded = TypeVar("Loaded", bound=Recommender)
 
 
 def write_bundle(
@@ -30,29 +33,26 @@ def write_bundle(
     fallback: PopularityRecommender,
     items: pd.DataFrame,
     metadata: dict[str, Any],
+    segment: SegmentPopularityRecommender | None = None,
 ) -> Path:
     """Write a complete serving bundle into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / "model")
     fallback.save(directory / "fallback")
+    if segment is not None:
+        segment.save(directory / "segment")
     items[["item_id", "title"]].to_parquet(directory / "items.parquet", index=False)
     (directory / BUNDLE_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
     return directory
 
 
 @dataclass
-class Recommendation:
-    item_id: int
-    title: str
-    score: float
-
-
-@dataclass
 class ServingBundle:
-    """A loaded bundle that answers one user's request."""
+    """A loaded bundle: the model and the fallbacks that answer users it does not know."""
 
     model: Recommender
     fallback: PopularityRecommender
+    segment: SegmentPopularityRecommender | None
     titles: dict[int, str]
     metadata: dict[str, Any]
     version: str
@@ -60,26 +60,63 @@ class ServingBundle:
     @classmethod
     def load(cls, directory: Path, version: str) -> ServingBundle:
         items = pd.read_parquet(directory / "items.parquet")
-        fallback = load_recommender(directory / "fallback")
-        if not isinstance(fallback, PopularityRecommender):
-            raise TypeError(f"bundle {version}: fallback is {fallback.name}, expected popularity")
         return cls(
             model=load_recommender(directory / "model"),
-            fallback=fallback,
+            fallback=_load_as(directory / "fallback", PopularityRecommender, version),
+            segment=_load_as(directory / "segment", SegmentPopularityRecommender, version)
+            if (directory / "segment").exists()
+            else None,
             titles=dict(zip(items.item_id.tolist(), items.title.tolist(), strict=True)),
             metadata=json.loads((directory / BUNDLE_FILE).read_text()),
             version=version,
         )
 
-    def recommend(self, user_id: int, k: int) -> tuple[list[Recommendation], bool]:
-        """Top-``k`` for a user, and whether the popularity fallback answered (unknown user)."""
-        if self.model.known_users([user_id])[0]:
-            ranked = self.model.recommend([user_id], k=k)
-            pairs = zip(ranked.item_id.tolist(), ranked.score.tolist(), strict=True)
-            used_fallback = False
-        else:
-            item_ids, counts = self.fallback.most_popular(k)
-            pairs = zip(item_ids.tolist(), np.asarray(counts, dtype=float).tolist(), strict=True)
-            used_fallback = True
-        items = [Recommendation(int(i), self.titles.get(int(i), ""), float(s)) for i, s in pairs]
-        return items, used_fallback
+
+def _load_as(path: Path, cls: type[Loaded], version: str) -> Loaded:
+    model = load_recommender(path)
+    if not isinstance(model, cls):
+        raise TypeError(f"bundle {version}: {path.name} is {model.name}, expected {cls.name}")
+    return model
+
+
+class PrecomputedLists:
+    """Each known user's top-k lists of one bundle, computed offline (``batch_recommendations``).
+
+    Stored as Parquet (``user_id``, ``item_ids``, ``scores``); held as flat arrays with offsets so a
+    lookup is one binary search.
+    """
+
+    def __init__(self, frame: pd.DataFrame, bundle_version: str) -> None:
+        frame = frame.sort_values("user_id")
+        self.bundle_version = bundle_version
+        self.user_ids = frame.user_id.to_numpy(dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(frame.item_ids.map(len).to_numpy())])
+        self.items = np.concatenate([np.asarray(v, dtype=np.int64) for v in frame.item_ids] or [np.zeros(0)])
+        self.scores = np.concatenate([np.asarray(v, dtype=np.float64) for v in frame.scores] or [np.zeros(0)])
+
+    @classmethod
+    def read(cls, path: Path, bundle_version: str) -> PrecomputedLists:
+        return cls(pd.read_parquet(path), bundle_version)
+
+    def get(self, user_id: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The user's top ``k``, or None when the user has no list or a shorter one than asked."""
+        row = int(np.searchsorted(self.user_ids, user_id))
+        if row >= len(self.user_ids) or self.user_ids[row] != user_id:
+            return None
+        start, end = self.offsets[row], self.offsets[row + 1]
+        if end - start < k:
+            return None
+        return self.items[start : start + k], self.scores[start : start + k]
+
+
+def precompute_lists(model: Recommender, k: int, batch_size: int = 1024) -> pd.DataFrame:
+    """Top-``k`` of every user the model knows, as ``user_id, item_ids, scores`` (one row per user)."""
+    ranked = model.recommend(model.user_map.ids, k=k, batch_size=batch_size)
+    grouped = ranked.groupby("user_id", sort=True)
+    return pd.DataFrame(
+        {
+            "user_id": grouped.size().index.to_numpy(dtype=np.int64),
+            "item_ids": grouped.item_id.agg(list).to_numpy(),
+            "scores": grouped.score.agg(list).to_numpy(),
+        }
+    )

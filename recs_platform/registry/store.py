@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 import bentoml
 from bentoml._internal.models.model import ModelStore
 
+from recs_platform.files import write_json_atomically
 from recs_platform.registry.bundle import ServingBundle
 
 BUNDLE_NAME = "recs-recommender"
@@ -108,10 +108,7 @@ class ModelRegistry:
         return ServingBundle.load(self.bundle_path(record.tag), version=record.tag)
 
     def _write_pointer(self, record: ProductionRecord) -> None:
-        self.pointer_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=self.pointer_path.parent, delete=False, suffix=".tmp") as handle:
-            json.dump(asdict(record), handle, indent=2)
-        os.replace(handle.name, self.pointer_path)
+        write_json_atomically(self.pointer_path, asdict(record))
 
 
 def _flat(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""The production bundle of one serving process, hot-reloaded when the pointer moves.
+"""What one serving process answers from, hot-reloaded when other processes replace it.
 
-BentoML 1.4 has no in-process model reload, so a daemon thread polls the registry's production
-pointer and swaps bundles itself. The new bundle is loaded completely before a single reference
-assignment publishes it: requests already running keep the bundle they started with, and no
-request ever sees a half-loaded model.
+BentoML 1.4 has no in-process model reload, so a daemon thread polls three pointers and swaps
+in what changed: the production bundle (the registry's pointer), the online store (its
+``current.json``) and the bundle's precomputed lists (a file named after the bundle's tag). Each
+new value is loaded completely before a single reference assignment publishes it: a request
+reads each reference once and finishes on what it started with. A value that fails to load is
+reported once and the previous one keeps serving.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
 
-from recs_platform.registry.bundle import ServingBundle
-from recs_platform.registry.store import ModelRegistry, ProductionRecord
+from recs_platform.online.store import OnlineStore, read_pointer
+from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
+from recs_platform.registry.store import ModelRegistry
 from recs_platform.settings import PlatformPaths
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RELOAD_INTERVAL_S = 2.0
+Value = TypeVar("Value")
 
 
 def production_registry(paths: PlatformPaths) -> ModelRegistry:
@@ -26,59 +33,93 @@ def production_registry(paths: PlatformPaths) -> ModelRegistry:
     return ModelRegistry(paths.bentoml_home / "models", paths.production_pointer)
 
 
+def precomputed_path(paths: PlatformPaths, bundle_version: str) -> Path:
+    """Where ``batch_recommendations`` writes the lists of one bundle."""
+    return paths.batch_recommendations / f"{bundle_version.replace(':', '-')}.parquet"
+
+
+class Watched(Generic[Value]):
+    """A value loaded from files that other processes replace, reloaded when ``version()`` changes."""
+
+    def __init__(self, name: str, version: Callable[[], str | None], load: Callable[[str], Value]) -> None:
+        self.name = name
+        self._version = version
+        self._load = load
+        self.value: Value | None = None
+        self.version: str | None = None
+        self.failed_version: str | None = None
+        self.load_failures = 0
+
+    def refresh(self) -> bool:
+        """Swap in the value of the current version if it changed; True when a new value serves."""
+        try:
+            wanted = self._version()
+        except Exception:
+            logger.exception("could not read the %s pointer", self.name)
+            return False
+        if wanted is None or wanted in (self.version, self.failed_version):
+            return False
+        try:
+            value = self._load(wanted)
+        except Exception:
+            # Remember the version so a broken one is reported once, not on every poll.
+            self.failed_version, self.load_failures = wanted, self.load_failures + 1
+            logger.exception("could not load %s %s; still serving %s", self.name, wanted, self.version)
+            return False
+        self.value, self.version = value, wanted
+        logger.info("now serving %s %s", self.name, wanted)
+        return True
+
+
 class ProductionModel:
-    """Owns loading the production bundle; ``bundle`` is None until one has been promoted."""
+    """The production bundle, its precomputed lists and the online store of one serving process."""
 
     def __init__(self, reload_interval_s: float | None = None) -> None:
         if reload_interval_s is None:
             reload_interval_s = float(os.environ.get("RECS_RELOAD_INTERVAL_S", DEFAULT_RELOAD_INTERVAL_S))
         self.reload_interval_s = reload_interval_s
-        self.bundle: ServingBundle | None = None
-        self._registry: ModelRegistry | None = None
-        self._failed_tag: str | None = None
         self._stop = threading.Event()
+        self.bundle: Watched[ServingBundle] | None = None
+        self.precomputed: Watched[PrecomputedLists] | None = None
+        self.online: Watched[OnlineStore] | None = None
 
     def start(self) -> None:
-        """Load what production points at now, then watch the pointer in the background.
+        """Load what the pointers name now, then watch them in the background.
 
         Called from the service's ``__init__`` rather than at import, so importing the service
         (as ``bentoml serve`` does in its supervisor process) touches no files.
         """
-        self._registry = production_registry(PlatformPaths.from_env())
+        paths = PlatformPaths.from_env()
+        registry = production_registry(paths)
+
+        def production_tag() -> str | None:
+            record = registry.production()
+            return record.tag if record else None
+
+        def precomputed_version() -> str | None:
+            version = self.bundle.version
+            return version if version and precomputed_path(paths, version).exists() else None
+
+        def online_version() -> str | None:
+            pointer = read_pointer(paths.online)
+            return pointer["version"] if pointer else None
+
+        self.bundle = Watched("bundle", production_tag, lambda tag: ServingBundle.load(registry.bundle_path(tag), tag))
+        self.precomputed = Watched(
+            "precomputed lists",
+            precomputed_version,
+            lambda tag: PrecomputedLists.read(precomputed_path(paths, tag), tag),
+        )
+        self.online = Watched("online store", online_version, lambda version: OnlineStore.load(paths.online))
         self.refresh()
         threading.Thread(target=self._watch, name="production-model-reload", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def refresh(self) -> bool:
-        """Swap in the pointer's bundle if it changed; returns whether a new bundle is served."""
-        record = self._read_pointer()
-        if record is None or record.tag in (self.version, self._failed_tag):
-            return False
-        try:
-            bundle = ServingBundle.load(self._registry.bundle_path(record.tag), version=record.tag)
-        except Exception:
-            # Remember the tag so a broken bundle is reported once, not on every poll.
-            self._failed_tag = record.tag
-            logger.exception("could not load bundle %s; still serving %s", record.tag, self.version)
-            return False
-        self.bundle = bundle
-        logger.info("now serving %s", record.tag)
-        return True
-
-    @property
-    def version(self) -> str | None:
-        bundle = self.bundle
-        return bundle.version if bundle else None
-
-    def _read_pointer(self) -> ProductionRecord | None:
-        try:
-            return self._registry.production()
-        except Exception:
-            # The pointer is replaced atomically, so this is corruption or I/O trouble: keep serving.
-            logger.exception("could not read the production pointer %s", self._registry.pointer_path)
-            return None
+    def refresh(self) -> None:
+        for watched in (self.bundle, self.precomputed, self.online):
+            watched.refresh()
 
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_interval_s):

@@ -1,10 +1,12 @@
 """The BentoML service: ``bentoml serve recs_platform.serving.service:RecommenderService``.
 
-It serves whatever the registry's production pointer names (see ``ProductionModel``), reports
-not-ready on ``/readyz`` until a bundle is loaded, and logs every served request as a JSON line.
+It answers from the production bundle, the online store and the bundle's precomputed lists
+(``ProductionModel``, hot-reloaded), reports not-ready on ``/readyz`` until a bundle is loaded,
+and logs every answer, with the exact inputs it used, as landed serving-log files.
 """
 
 import logging
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -12,15 +14,21 @@ from datetime import UTC, datetime
 import bentoml
 from starlette.responses import JSONResponse
 
+from recs_platform.data.serving_log import ServingLogWriter
+from recs_platform.serving.answer import Answer, Request, answer
 from recs_platform.serving.model import ProductionModel
-from recs_platform.serving.request_log import RequestLog
 from recs_platform.serving.schemas import (
+    RecentItems,
     RecommendedItem,
     RecommendResponse,
+    RequestTime,
     TopK,
+    UserFeatures,
     UserId,
 )
 from recs_platform.settings import PlatformPaths
+
+DEFAULT_LOG_ROTATE_S = 60.0
 
 
 @bentoml.service(name="recs-recommender", traffic={"timeout": 10})
@@ -32,21 +40,34 @@ class RecommenderService:
         # BentoML's server logging leaves non-bentoml loggers at WARNING; model swaps are worth seeing.
         logging.getLogger("recs_platform.serving").setLevel(logging.INFO)
         self.production.start()
-        self.request_log = RequestLog(PlatformPaths.from_env().serving_logs)
+        rotate_s = float(os.environ.get("RECS_SERVING_LOG_ROTATE_S", DEFAULT_LOG_ROTATE_S))
+        self.serving_log = ServingLogWriter(PlatformPaths.from_env().serving_logs, rotate_s=rotate_s)
+        self.serving_log.start()
 
     @bentoml.on_shutdown
-    def stop_reloading(self) -> None:
+    def stop_background_work(self) -> None:
         self.production.stop()
+        self.serving_log.stop()  # lands what is still buffered
 
     def __is_ready__(self) -> bool:
         """BentoML's /readyz hook: ready once a production bundle is loaded."""
-        return self.production.bundle is not None
+        return self.production.bundle.value is not None
 
     @bentoml.api
-    def recommend(self, user_id: UserId, k: TopK = 10) -> RecommendResponse:
-        """Top-``k`` items for ``user_id``; unknown users get the popularity fallback."""
+    def recommend(
+        self,
+        user_id: UserId,
+        k: TopK = 10,
+        recent_items: RecentItems = None,
+        features: UserFeatures | None = None,
+        now: RequestTime = None,
+    ) -> RecommendResponse:
+        """Top-``k`` items for ``user_id`` from their current history; unknown users get the
+        segment answer when their demographics are known, else popularity."""
         started = time.perf_counter()
-        bundle = self.production.bundle  # one read: a concurrent swap cannot change it mid-request
+        # One read of each: a concurrent swap cannot change them mid-request.
+        bundle, online = self.production.bundle.value, self.production.online.value
+        precomputed = self.production.precomputed.value
         if bundle is None:
             # Returned rather than raised: BentoML replaces the message of any 5xx exception
             # with a generic one, and callers need to know why they are refused.
@@ -54,28 +75,57 @@ class RecommenderService:
                 {"error": "no production model is loaded yet; promote one in the registry"},
                 status_code=503,
             )
-        recommendations, used_fallback = bundle.recommend(user_id, k)
+        request = Request(user_id, k, recent_items or (), features.model_dump(exclude_none=True) if features else None)
+        state = online.get(user_id) if online is not None else None
+        if precomputed is not None and precomputed.bundle_version != bundle.version:
+            precomputed = None  # the lists of the previous bundle, until this one's are loaded
+        result = answer(bundle, request, state, precomputed)
         response = RecommendResponse(
             request_id=str(uuid.uuid4()),
             user_id=user_id,
             model_version=bundle.version,
-            fallback=used_fallback,
-            items=[RecommendedItem(item_id=r.item_id, title=r.title, score=r.score) for r in recommendations],
+            source=result.source,
+            history_source=result.history_source,
+            items=[
+                RecommendedItem(item_id=item, title=bundle.titles.get(item, ""), score=score)
+                for item, score in zip(result.item_ids, result.scores, strict=True)
+            ],
         )
-        self._log(response, k, latency_ms=(time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._log(response, result, k, _served_at(now), latency_ms, online.version if online is not None else None)
         return response
 
-    def _log(self, response: RecommendResponse, k: int, latency_ms: float) -> None:
-        self.request_log.append(
+    def _log(
+        self,
+        response: RecommendResponse,
+        result: Answer,
+        k: int,
+        served_at: datetime,
+        latency_ms: float,
+        online_version: str | None,
+    ) -> None:
+        self.serving_log.append(
             {
                 "request_id": response.request_id,
-                "timestamp": datetime.now(UTC).isoformat(),
+                "served_at": served_at.isoformat(),
                 "user_id": response.user_id,
                 "k": k,
                 "model_version": response.model_version,
-                "fallback": response.fallback,
-                "item_ids": [item.item_id for item in response.items],
-                "scores": [item.score for item in response.items],
+                "source": result.source,
+                "path": result.path,
+                "history_source": result.history_source,
+                "history_items": result.history,
+                "user_features": result.features,
+                "item_ids": result.item_ids,
+                "scores": result.scores,
                 "latency_ms": round(latency_ms, 3),
+                "online_version": online_version,
             }
         )
+
+
+def _served_at(now: datetime | None) -> datetime:
+    """The request's time in UTC: the caller's (naive means UTC) or the server's clock."""
+    if now is None:
+        return datetime.now(UTC)
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)

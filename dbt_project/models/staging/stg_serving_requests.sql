@@ -1,0 +1,43 @@
+-- One row per answered request: a request logged twice (a re-landed log file) keeps its earliest load.
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'served_impressions') }}
+
+),
+
+renamed as (
+
+    select
+        request_id,
+        served_at,
+        user_id,
+        k,
+        model_version,
+        source as answer_source,
+        path as answer_path,
+        history_source,
+        coalesce(len(history_items), 0) as history_length,
+        user_features,
+        item_ids,
+        scores,
+        latency_ms,
+        online_version,
+        source_file,
+        ingested_at
+
+    from source
+
+),
+
+deduplicated as (
+
+    select *
+    from renamed
+    qualify row_number() over (partition by request_id order by ingested_at asc, source_file asc) = 1
+
+)
+
+select * from deduplicated

@@ -1,0 +1,17 @@
+"""Small files that other processes poll (pointers), replaced atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomically(path: Path, content: Any) -> None:
+    """Replace ``path`` with ``content`` as JSON; a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        json.dump(content, handle, indent=2, default=str)
+    os.replace(handle.name, path)

@@ -1,0 +1,1 @@
+"""The online half: the online store serving reads, and the traffic simulator."""

@@ -1,0 +1,151 @@
+"""How one request is answered, from the bundle and the user's current state; no HTTP here.
+
+The order, most personal first:
+
+1. A user the model trained on, whose history has not changed since: the model's own list
+   (``source="model"``), precomputed when the batch lists are loaded, else computed.
+2. A history with items the model has not seen for this user (landed since training, or sent as
+   ``recent_items``): models that score any history use it (``"model+fresh_history"``); the
+   others answer from their training snapshot and say so (``history_source="training"``).
+3. A user the model does not know but whose demographics are known (request or user catalog):
+   segment popularity, or the two-tower's feature path when that is the model (``"segment"``).
+4. Otherwise global popularity (``"popularity"``).
+
+Items in the user's history are never recommended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recs_platform.models.two_tower import TwoTowerRecommender
+from recs_platform.online.store import UserState
+from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a caller asks for (already validated by the HTTP layer)."""
+
+    user_id: int
+    k: int
+    recent_items: Sequence[int] = ()
+    features: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The ranked items and exactly what produced them, as logged."""
+
+    item_ids: list[int]
+    scores: list[float]
+    source: str
+    history_source: str
+    history: list[int] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # "precomputed" or "online" for the model's own list
+
+
+def current_history(state: UserState | None, recent_items: Sequence[int]) -> tuple[np.ndarray, str]:
+    """The user's history now, oldest first: the online store's, then the request's recent items
+    (most recent last; an item seen again moves to the end)."""
+    stored = state.history if state is not None and len(state.history) else np.zeros(0, dtype=np.int64)
+    if not len(recent_items):
+        return stored, "online_store" if len(stored) else "none"
+    recent = np.asarray(recent_items, dtype=np.int64)
+    _, last_from_end = np.unique(recent[::-1], return_index=True)  # each item's last occurrence
+    recent = recent[::-1][np.sort(last_from_end)][::-1]
+    history = np.concatenate([stored[~np.isin(stored, recent)], recent])
+    return history, "online_store+request" if len(stored) else "request"
+
+
+def answer(
+    bundle: ServingBundle,
+    request: Request,
+    state: UserState | None,
+    precomputed: PrecomputedLists | None = None,
+) -> Answer:
+    """The answer to ``request`` (see the module docstring for the order)."""
+    model = bundle.model
+    history, history_source = current_history(state, request.recent_items)
+    features = _features(request, state)
+    if model.known_users([request.user_id])[0]:
+        return _known_user(bundle, request, history, history_source, features, precomputed)
+    if model.scores_any_history and model.item_map.contains(history).any():
+        items, scores = model.recommend_for_history(history, request.k)
+        return _answer(items, scores, "model+fresh_history", history_source, history, features)
+    if features:
+        return _by_segment(bundle, request, history, history_source, features)
+    items, scores = bundle.fallback.most_popular(request.k, exclude_items=history)
+    return _answer(items, scores, "popularity", history_source, history, features)
+
+
+def _known_user(
+    bundle: ServingBundle,
+    request: Request,
+    history: np.ndarray,
+    history_source: str,
+    features: dict[str, Any],
+    precomputed: PrecomputedLists | None,
+) -> Answer:
+    model = bundle.model
+    trained = model.item_map.ids[model.seen[model.user_map.index([request.user_id])[0]].indices]
+    fresh = model.item_map.contains(history) & ~np.isin(history, trained)
+    if fresh.any() and model.scores_any_history:
+        items, scores = model.recommend_for_history(history, request.k)
+        return _answer(items, scores, "model+fresh_history", history_source, history, features)
+    if fresh.any() or not len(history):
+        history, history_source = np.sort(trained), "training"  # what the answer really uses
+    # Nothing new the model can use: its list for this user is the one it learned.
+    listed = precomputed.get(request.user_id, request.k) if precomputed is not None else None
+    if listed is not None:
+        return _answer(*listed, "model", history_source, history, features, path="precomputed")
+    ranked = model.recommend([request.user_id], k=request.k)
+    return _answer(ranked.item_id, ranked.score, "model", history_source, history, features, path="online")
+
+
+def _by_segment(
+    bundle: ServingBundle, request: Request, history: np.ndarray, history_source: str, features: dict[str, Any]
+) -> Answer:
+    model = bundle.model
+    if isinstance(model, TwoTowerRecommender):
+        frame = pd.DataFrame([{**features, "user_id": request.user_id}])
+        ranked = model.recommend_for_features(frame, request.k, exclude_items=history)
+        return _answer(ranked.item_id, ranked.score, "segment", history_source, history, features)
+    if bundle.segment is None:
+        items, scores = bundle.fallback.most_popular(request.k, exclude_items=history)
+        return _answer(items, scores, "popularity", history_source, history, features)
+    ranked = bundle.segment.recommend_for_segment(features, k=request.k + len(history))
+    ranked = ranked[~ranked.item_id.isin(history)].head(request.k)
+    return _answer(ranked.item_id, ranked.score, "segment", history_source, history, features)
+
+
+def _features(request: Request, state: UserState | None) -> dict[str, Any]:
+    """The request's features, else the user catalog's; only the values that are known."""
+    features = dict(request.features or (state.features if state is not None else {}))
+    return {name: value for name, value in features.items() if value is not None}
+
+
+def _answer(
+    items: Sequence[int] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    source: str,
+    history_source: str,
+    history: np.ndarray,
+    features: dict[str, Any] | None = None,
+    path: str | None = None,
+) -> Answer:
+    return Answer(
+        item_ids=[int(i) for i in items],
+        scores=[float(s) for s in scores],
+        source=source,
+        history_source=history_source,
+        history=[int(i) for i in history],
+        features=dict(features or {}),
+        path=path,
+    )
