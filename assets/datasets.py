@@ -16,13 +16,23 @@ SOURCES = {
     "test": "split_test",
     "users": "user_features",
     "items": "item_features",
+    "impressions": "attributed_feedback",
+}
+QUERIES = {name: f"select * from {table}" for name, table in SOURCES.items()} | {
+    # Only attributions whose window has closed: an item not consumed yet may still be.
+    "impressions": "select user_id, item_id, served_at, position, consumed from attributed_feedback "
+    "where window_closed order by request_id, position",
 }
 
 
 @dg.asset(
     deps=[get_asset_key_for_model([dbt_models], model) for model in [*SOURCES.values(), "split_cutoffs"]],
     group_name="datasets",
-    automation_condition=dg.AutomationCondition.eager(),
+    # New impressions alone do not retrain: they come along with the next retrain (new events, the
+    # weekly schedule, or the engagement alarm).
+    automation_condition=dg.AutomationCondition.eager().ignore(
+        dg.AssetSelection.assets(get_asset_key_for_model([dbt_models], "attributed_feedback"))
+    ),
     pool="warehouse",
     metadata={
         "user_features_schema": pandera_schema_to_dagster_type(USER_FEATURES).metadata["schema"],
@@ -38,7 +48,7 @@ def dataset(
     failing rows are shown in the run's failure metadata.
     """
     with warehouse.connect(read_only=True) as connection:
-        tables = {name: connection.execute(f"select * from {table}").df() for name, table in SOURCES.items()}
+        tables = {name: connection.execute(query).df() for name, query in QUERIES.items()}
         cutoffs = connection.execute("select * from split_cutoffs").df().iloc[0].to_dict()
     try:
         validated = validate_dataset(tables, cutoffs)

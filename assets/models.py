@@ -11,6 +11,7 @@ tests/test_docs.py) is where to find them:
 | `recent_history_model` | `config/recommenders/recent_history.yaml` | `RecentHistoryRecommender` | `recs_platform/models/heuristics.py` |
 | `segment_popularity_model` | `config/recommenders/segment_popularity.yaml` | `SegmentPopularityRecommender` | `recs_platform/models/heuristics.py` |
 | `bpr_model` | `config/recommenders/bpr.yaml` | `BPRRecommender` | `recs_platform/models/bpr.py` |
+| `bpr_feedback_model` | `config/recommenders/bpr_feedback.yaml` | `FeedbackBPRRecommender` | `recs_platform/models/bpr.py` |
 | `dlae_model` | `config/recommenders/dlae.yaml` | `DLAERecommender` | `recs_platform/models/neighbors.py` |
 | `ease_model` | `config/recommenders/ease.yaml` | `EASERecommender` | `recs_platform/models/neighbors.py` |
 | `item_knn_model` | `config/recommenders/item_knn.yaml` | `ItemKNNRecommender` | `recs_platform/models/neighbors.py` |

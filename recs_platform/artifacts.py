@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-TABLES = ("train", "valid", "test", "users", "items")
+TABLES = ("train", "valid", "test", "users", "items", "impressions")
+# Served items with their attributed outcome (from the serving logs); empty before anything was
+# served, and absent from dataset versions frozen before impressions were part of the dataset.
 MANIFEST = "manifest.json"
 
 TRAIN = "train"
@@ -30,10 +32,23 @@ class DatasetVersion:
     path: str
 
     def load(self) -> dict[str, pd.DataFrame]:
-        return {name: pd.read_parquet(Path(self.path) / f"{name}.parquet") for name in TABLES}
+        tables = {}
+        for name in TABLES:
+            path = Path(self.path) / f"{name}.parquet"
+            tables[name] = pd.read_parquet(path) if path.exists() else no_impressions()
+        return tables
 
     def manifest(self) -> dict[str, Any]:
         return json.loads((Path(self.path) / MANIFEST).read_text())
+
+
+def no_impressions() -> pd.DataFrame:
+    """The impressions table of a dataset that has none."""
+    return pd.DataFrame(
+        {"user_id": pd.Series(dtype="int64"), "item_id": pd.Series(dtype="int64"),
+         "served_at": pd.Series(dtype="datetime64[ns]"), "position": pd.Series(dtype="int64"),
+         "consumed": pd.Series(dtype=bool)}
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

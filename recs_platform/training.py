@@ -55,6 +55,7 @@ def fit_recommender(
         log=log,
         users=tables["users"],
         items=tables["items"],
+        impressions=tables.get("impressions"),
     )
     return model, time.perf_counter() - started
 

@@ -157,11 +157,11 @@ def serving_log() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "request_id": ["r1", "r2", "r3"],
-            "timestamp": ["2024-01-01T13:05:00+00:00", "2024-01-06T23:59:00+00:00", "2024-01-07T00:00:01+00:00"],
+            "served_at": ["2024-01-01T13:05:00+00:00", "2024-01-06T23:59:00+00:00", "2024-01-07T00:00:01+00:00"],
             "user_id": [1, 99_999, 2],
             "k": [2, 1, 3],
             "model_version": ["v1"] * 3,
-            "fallback": [False, True, False],
+            "source": ["model+fresh_history", "popularity", "model"],
             "item_ids": [[0, 1], [0], []],
             "scores": [[0.9, 0.5], [1.0], []],
             "latency_ms": [3.1, 1.2, 2.0],

@@ -104,11 +104,11 @@ def test_serving_logs_are_compared_once_they_exist(platform):
     logs.mkdir()
     lines = [
         {
-            "timestamp": "2024-01-08T10:00:00+00:00",
+            "served_at": "2024-01-08T10:00:00+00:00",
             "user_id": u,
             "k": 2,
             "model_version": "m",
-            "fallback": False,
+            "source": "model",
             "item_ids": [1, 2],
             "scores": [2.0, 1.0],
             "latency_ms": 3.0,

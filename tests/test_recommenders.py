@@ -8,7 +8,7 @@ import pytest
 from helpers_recommenders import RecommenderContract
 
 from recs_platform.evaluation.evaluate import evaluate
-from recs_platform.models import RECOMMENDERS, BPRRecommender, PopularityRecommender
+from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
 from recs_platform.training import fit_recommender, validator
 
 # Small and fast: the whole contract runs in a few seconds.
@@ -26,6 +26,11 @@ class TestPopularity(RecommenderContract):
 class TestBPR(RecommenderContract):
     def make_recommender(self, **params) -> BPRRecommender:
         return BPRRecommender(**{**FAST_BPR, **params})
+
+
+class TestFeedbackBPR(RecommenderContract):
+    def make_recommender(self, **params) -> FeedbackBPRRecommender:
+        return FeedbackBPRRecommender(**{**FAST_BPR, **params})
 
 
 def test_both_are_registered() -> None:
@@ -165,3 +170,21 @@ def test_bpr_seed_changes_the_model() -> None:
     a = BPRRecommender(**FAST_BPR, seed=1).fit(train)
     b = BPRRecommender(**FAST_BPR, seed=2).fit(train)
     assert not np.allclose(a._state()["user_factors"], b._state()["user_factors"])
+
+
+def test_feedback_bpr_learns_to_push_down_what_users_were_shown_and_ignored() -> None:
+    """Each user was served one of their cluster's held-out items and did not consume it. Plain
+    BPR cannot know; the feedback variant samples those as negatives and ranks them lower."""
+    train, held_out = block_dataset()
+    ignored = held_out.groupby("user_id").head(1)
+    impressions = ignored.assign(served_at=pd.Timestamp("2024-01-01"), position=1, consumed=False)
+    params = {"factors": 8, "epochs": 20, "batch_size": 64, "learning_rate": 0.02, "seed": 1}
+    ranks = {}
+    for model in (BPRRecommender(**params), FeedbackBPRRecommender(**params, ignored_negatives=0.8)):
+        model.fit(train, impressions=impressions)
+        recs = model.recommend(np.arange(40), k=13)  # every unseen item of the catalog's 20
+        joined = recs.merge(ignored, on=["user_id", "item_id"])
+        assert len(joined) == 40
+        ranks[model.name] = joined["rank"].mean()
+    assert ranks["bpr_feedback"] > ranks["bpr"] + 3
+    assert ranks["bpr"] < 4  # plain BPR ranks the ignored item among the user's own cluster

@@ -74,7 +74,7 @@ def checks_of(cases: pd.DataFrame) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("cutoffs", [TEMPORAL, RANDOM], ids=["temporal", "random"])
 def test_consistent_dataset_passes(cutoffs) -> None:
     validated = validate_dataset(dataset(), cutoffs)
-    assert set(validated) == {"train", "valid", "test", "users", "items"}
+    assert set(validated) == {"train", "valid", "test", "users", "items", "impressions"}
     assert len(validated["train"]) == 3
     # Note: the schema declares datetime64[us] with coerce=True, but pandera 0.35 returns
     # datetime64[ns] (even for [us] or [s] input), so only the values are checked here.
@@ -186,7 +186,8 @@ def test_all_failures_are_collected_at_once() -> None:
 
 
 def test_freeze_writes_versioned_parquet_and_manifest(tmp_path: Path) -> None:
-    tables = dataset()
+    impressions = {"user_id": [1], "item_id": [10], "served_at": [pd.Timestamp("2024-01-01")], "position": [1]}
+    tables = {**dataset(), "impressions": pd.DataFrame({**impressions, "consumed": [True]})}
     version = freeze(tables, tmp_path, {"split_protocol": "temporal", "source": "test"})
     assert isinstance(version, DatasetVersion)
     target = Path(version.path)
@@ -201,6 +202,12 @@ def test_freeze_writes_versioned_parquet_and_manifest(tmp_path: Path) -> None:
     loaded = version.load()
     for name in TABLES:
         pd.testing.assert_frame_equal(loaded[name], tables[name], check_dtype=False)
+
+
+def test_a_dataset_without_served_impressions_gets_an_empty_table(tmp_path: Path) -> None:
+    version = freeze(dataset(), tmp_path, {"source": "test"})
+    impressions = version.load()["impressions"]
+    assert impressions.empty and list(impressions.columns) == ["user_id", "item_id", "served_at", "position", "consumed"]
 
 
 def test_freeze_same_content_same_version_no_rewrite(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Recommenders: one interface for heuristics and learned models."""
 
 from recs_platform.models.base import RECOMMENDERS, Recommender, load_recommender
-from recs_platform.models.bpr import BPRRecommender
+from recs_platform.models.bpr import BPRRecommender, FeedbackBPRRecommender
 from recs_platform.models.heuristics import (
     CooccurrenceRecommender,
     RecentHistoryRecommender,
@@ -18,6 +18,7 @@ __all__ = [
     "CooccurrenceRecommender",
     "DLAERecommender",
     "EASERecommender",
+    "FeedbackBPRRecommender",
     "ItemKNNRecommender",
     "PopularityRecommender",
     "RecentHistoryRecommender",

@@ -101,6 +101,9 @@ class TrainingData:
     interactions: pd.DataFrame  # training rows with user_index, item_index (and timestamp when given)
     users: pd.DataFrame | None  # user features, or None
     items: pd.DataFrame | None  # item features, or None
+    # Served items users did not consume (known users and items, never a training positive), as
+    # user_index, item_index rows: explicit negatives for the recommenders that use them.
+    ignored: pd.DataFrame | None = None
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
@@ -134,11 +137,13 @@ class Recommender(ABC):
         log: Logger | None = None,
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
+        impressions: pd.DataFrame | None = None,
     ) -> Self:
         """Fit on ``train``; ``validate`` enables early stopping for models that support it.
 
         ``users`` and ``items`` are the feature tables (``user_features`` / ``item_features``)
-        for recommenders that use side information; the others ignore them.
+        for recommenders that use side information; ``impressions`` are served items with their
+        ``consumed`` outcome, for those that learn from what users ignored. Others ignore them.
         """
         if train.empty:
             raise ValueError(f"{self.name}: cannot fit on an empty training set")
@@ -150,9 +155,19 @@ class Recommender(ABC):
             item_ids = np.concatenate([item_ids, np.fromiter(catalog_items, dtype=np.int64)])
         self.user_map, self.item_map = IdMap(train.user_id.to_numpy()), IdMap(item_ids)
         self.seen = self.interaction_matrix(train)
-        data = TrainingData(self.seen, self._indexed(train), users, items)
+        data = TrainingData(self.seen, self._indexed(train), users, items, self._ignored(impressions))
         self._fit(data, validate=validate, log=log or (lambda message: None))
         return self
+
+    def _ignored(self, impressions: pd.DataFrame | None) -> pd.DataFrame | None:
+        """Served-but-not-consumed pairs of known users and items that are not training positives."""
+        if impressions is None or impressions.empty:
+            return None
+        shown = impressions[~impressions.consumed.astype(bool)]
+        shown = shown[self.user_map.contains(shown.user_id) & self.item_map.contains(shown.item_id)]
+        pairs = self._indexed(shown[["user_id", "item_id"]].drop_duplicates())
+        positive = np.asarray(self.seen[pairs.user_index.to_numpy(), pairs.item_index.to_numpy()]).ravel() > 0
+        return pairs[~positive].reset_index(drop=True) if len(pairs) else None
 
     def _indexed(self, interactions: pd.DataFrame) -> pd.DataFrame:
         """Interactions with dense ``user_index`` and ``item_index`` columns added."""

@@ -26,6 +26,7 @@ DEFAULT_THRESHOLD = 0.2  # PSI above 0.2 is the usual "significant shift"
 MISSING = "(missing)"
 UNSEEN = "(unseen)"
 USER_FEATURES = ("activity_level", "age_bucket", "gender", "occupation")
+FALLBACK_SOURCES = ("segment", "popularity")
 
 
 @dataclass(frozen=True)
@@ -201,12 +202,12 @@ def serving_features(serving_log: pd.DataFrame, users: pd.DataFrame, items: pd.D
     """``interaction_features`` columns for served recommendations, one row per (request, served item).
 
     User features describe the requesting user (missing for users outside the catalog), item
-    features the recommended item; ``fallback`` marks rows answered by the popularity fallback.
-    A request that returned no items keeps one row with missing item features.
+    features the recommended item; ``fallback`` marks rows answered without the model (segment or
+    popularity). A request that returned no items keeps one row with missing item features.
     """
     served = serving_log.explode("item_ids", ignore_index=True)
-    features = _event_features(served["user_id"], pd.to_numeric(served["item_ids"]), served["timestamp"], users, items)
-    return features.assign(fallback=served["fallback"].astype(bool).to_numpy())
+    features = _event_features(served["user_id"], pd.to_numeric(served["item_ids"]), served["served_at"], users, items)
+    return features.assign(fallback=served["source"].isin(FALLBACK_SOURCES).to_numpy())
 
 
 def _event_features(
@@ -225,7 +226,7 @@ def _event_features(
 
 
 def read_serving_log(directory: Path) -> pd.DataFrame:
-    """All served requests logged under ``directory`` (``<YYYY-MM-DD>.jsonl`` files), oldest day first."""
+    """All served requests logged in the landed files under ``directory``, in file-name order."""
     records = [
         json.loads(line)
         for path in sorted(directory.glob("*.jsonl"))

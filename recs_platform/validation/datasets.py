@@ -10,12 +10,15 @@ from typing import Any
 
 import pandas as pd
 
-from recs_platform.artifacts import MANIFEST, TABLES, DatasetVersion
+from recs_platform.artifacts import MANIFEST, TABLES, DatasetVersion, no_impressions
 from recs_platform.versioning import frame_fingerprint
 
 
 def freeze(tables: dict[str, pd.DataFrame], root: Path, info: dict[str, Any]) -> DatasetVersion:
-    """Write validated tables to ``root/<content hash>/``; an identical dataset is not rewritten."""
+    """Write validated tables to ``root/<content hash>/``; an identical dataset is not rewritten.
+
+    A dataset without served impressions gets an empty impressions table."""
+    tables = {"impressions": no_impressions(), **tables}
     version = frame_fingerprint({name: tables[name] for name in TABLES})
     target = root / version
     if (target / MANIFEST).exists():

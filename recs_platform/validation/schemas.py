@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
+from recs_platform.artifacts import no_impressions
+
 ACTIVITY_LEVELS = ["low", "medium", "high"]
 
 
@@ -83,6 +85,19 @@ ITEM_FEATURES = pa.DataFrameSchema(
 )
 
 
+IMPRESSIONS = pa.DataFrameSchema(
+    {
+        "user_id": pa.Column("int64"),
+        "item_id": pa.Column("int64"),
+        "served_at": pa.Column("datetime64[ns]", coerce=True),
+        "position": pa.Column("int64", pa.Check.ge(1), coerce=True),
+        "consumed": pa.Column(bool),
+    },
+    strict=True,
+    description="Served items with whether the user consumed them within the attribution window.",
+)
+
+
 @dataclass
 class ValidationFailure(Exception):
     """The dataset broke its contract; ``failure_cases`` holds the offending rows."""
@@ -112,7 +127,8 @@ def validate_dataset(tables: dict[str, pd.DataFrame], cutoffs: dict[str, object]
     users = _run(USER_FEATURES, tables["users"], "users", failures)
     items = _run(ITEM_FEATURES, tables["items"], "items", failures)
     bounds = _split_bounds(cutoffs)
-    validated = {"users": users, "items": items}
+    impressions = _run(IMPRESSIONS, tables.get("impressions", no_impressions()), "impressions", failures)
+    validated = {"users": users, "items": items, "impressions": impressions}
     for split in ("train", "valid", "test"):
         schema = split_schema(split, tables["users"].user_id, tables["items"].item_id, *bounds[split])
         validated[split] = _run(schema, tables[split], split, failures)
