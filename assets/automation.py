@@ -169,7 +169,7 @@ def retrain_on_engagement_drop(context: dg.SensorEvaluationContext) -> dg.RunReq
     """Retrains (through the same blocking gates) once for each failed evaluation of the engagement
     alarm: if users stopped consuming what is served, the next model learns from what they did instead."""
     record = context.instance.get_latest_asset_check_evaluation_record(ENGAGEMENT_CHECK)
-    if record is None or record.status != dg.AssetCheckExecutionRecordStatus.FAILED:
+    if record is None or record.status.value != "FAILED":
         return dg.SkipReason("the engagement alarm is not failing")
     if context.cursor == str(record.id):
         return dg.SkipReason("a retrain was already requested for this alarm")

@@ -8,6 +8,8 @@ recs-platform run                             materialize the whole asset graph 
 recs-platform serve --port 3000               the BentoML prediction API
 recs-platform status | rollback               the production pointer (deploys only go through the gates)
 recs-platform demo                            bootstrap, run, then Dagster UI + daemon + API
+recs-platform simulate --weeks 8              replay MovieLens against the API, with feedback
+recs-platform online-report [--json]          online metrics per model version and day
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from assets.online_cli import add_online_commands
 from recs_platform.cli import Commands, build_parser, cmd_bootstrap, serve_command, serving_env
 from recs_platform.evaluation.gates import GATES
 from recs_platform.settings import PlatformPaths
@@ -79,7 +82,7 @@ def add_graph_commands(commands: Commands) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(add_graph_commands, epilog=__doc__.split("\n\n", 1)[1])
+    parser = build_parser(add_graph_commands, add_online_commands, epilog=__doc__.split("\n\n", 1)[1])
     args = parser.parse_args(argv)
     return args.handler(args)
 

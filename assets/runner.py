@@ -27,7 +27,11 @@ def ingest_landed(
 
 
 def materialize_all(
-    defs: dg.Definitions, instance: dg.DagsterInstance, home: PlatformPaths, run_config: dict | None = None
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    home: PlatformPaths,
+    run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Ingest all landed events and serving logs, then run catalogs → dbt → … → deployment; returns
     the pipeline run (or the first ingestion run that failed)."""
@@ -36,5 +40,5 @@ def materialize_all(
         if ingestion is not None and not ingestion.success:
             return ingestion
     return defs.resolve_job_def(pipeline_job.name).execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False
+        instance=instance, run_config=run_config, tags=tags, raise_on_error=False
     )

@@ -23,19 +23,19 @@ DEFAULT_MOVIELENS_DIR = "data/ml-100k"
 SERVICE = "recs_platform.serving.service:RecommenderService"
 
 
-def _movielens_dir(value: str | None) -> Path:
+def movielens_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("RECS_MOVIELENS_DIR", DEFAULT_MOVIELENS_DIR))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    source = movielens.ensure(_movielens_dir(args.source), allow_download=not args.no_download)
+    source = movielens.ensure(movielens_dir(args.source), allow_download=not args.no_download)
     written = movielens.import_to_landing(source, PlatformPaths.from_env().landing)
     print(f"imported MovieLens-100K from {source}: {len(written)} files in {PlatformPaths.from_env().landing}")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    source = movielens.ensure(_movielens_dir(args.source), allow_download=not args.no_download)
+    source = movielens.ensure(movielens_dir(args.source), allow_download=not args.no_download)
     landing = PlatformPaths.from_env().landing
     for number, written in enumerate(movielens.replay_to_landing(source, landing, args.step, args.interval_s)):
         label = "catalogs" if number == 0 else f"{args.step} {number}"
@@ -63,7 +63,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         print(f"the landing zone already holds {len(already)} event files; nothing to bootstrap")
         return 0
     try:
-        source = movielens.ensure(_movielens_dir(args.source), allow_download=True)
+        source = movielens.ensure(movielens_dir(args.source), allow_download=True)
     except movielens.MovieLensUnavailable as reason:
         banner = "=" * 78
         print(

@@ -135,8 +135,9 @@ def test_logged_features_equal_the_training_data_for_that_user_and_time(loop: Lo
     users = loop.events.user_id.drop_duplicates().head(5).tolist()
     now = (loop.events.timestamp.max() + pd.Timedelta(days=1)).isoformat()
     logged = [served_log(loop, loop.recommend(user_id=int(u), k=5, now=now)["request_id"]) for u in users]
-    assert materialize_all(loop.defs, loop.instance, loop.paths, FEW_EPOCHS).success
-    tables = latest_dataset(loop)  # the dataset the next models train on
+    result = materialize_all(loop.defs, loop.instance, loop.paths, FEW_EPOCHS)
+    assert result.success
+    tables = result.output_for_node("dataset").load()  # the dataset the next models train on
     interactions = pd.concat([tables[s] for s in ("train", "valid", "test")]).sort_values(["timestamp", "item_id"])
     features = tables["users"].set_index("user_id")
     for record in logged:
@@ -145,14 +146,6 @@ def test_logged_features_equal_the_training_data_for_that_user_and_time(loop: Lo
         assert record["history_items"] == history.item_id.tolist(), user
         expected = {k: features.loc[user, k] for k in record["user_features"]}
         assert record["user_features"] == expected and set(record["user_features"]) >= {"age_bucket", "gender"}
-
-
-def latest_dataset(loop: Loop) -> dict[str, pd.DataFrame]:
-    record = loop.instance.get_latest_materialization_event(dg.AssetKey("dataset"))
-    path = record.asset_materialization.metadata["path"].value
-    from recs_platform.artifacts import DatasetVersion
-
-    return DatasetVersion(Path(path).name, path).load()
 
 
 def test_feedback_is_attributed_to_the_position_that_was_consumed(loop: Loop) -> None:

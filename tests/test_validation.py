@@ -207,7 +207,13 @@ def test_freeze_writes_versioned_parquet_and_manifest(tmp_path: Path) -> None:
 def test_a_dataset_without_served_impressions_gets_an_empty_table(tmp_path: Path) -> None:
     version = freeze(dataset(), tmp_path, {"source": "test"})
     impressions = version.load()["impressions"]
-    assert impressions.empty and list(impressions.columns) == ["user_id", "item_id", "served_at", "position", "consumed"]
+    assert impressions.empty and list(impressions.columns) == [
+        "user_id",
+        "item_id",
+        "served_at",
+        "position",
+        "consumed",
+    ]
 
 
 def test_freeze_same_content_same_version_no_rewrite(tmp_path: Path) -> None:

@@ -215,7 +215,8 @@ def _event_features(
 ) -> pd.DataFrame:
     user = users.set_index("user_id").reindex(user_ids.to_numpy())
     item = items.set_index("item_id").reindex(item_ids.to_numpy())
-    when = pd.to_datetime(timestamps, utc=True)  # naive timestamps are UTC, serving logs carry +00:00
+    # Naive timestamps are UTC; serving logs carry +00:00, with or without fractional seconds.
+    when = pd.to_datetime(timestamps, utc=True, format="ISO8601")
     columns: dict[str, Any] = {
         "popularity_bucket": np.floor(np.log2(item["popularity_rank"].to_numpy("float64"))),
         "release_year": item["release_year"].to_numpy("float64"),
