@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -26,7 +27,7 @@ from recs_platform.online.store import read_pointer
 from recs_platform.serving.launcher import start_server
 from recs_platform.settings import PlatformPaths
 
-FAST = {"weeks": 1, "users_per_day": 10}
+FAST = {"weeks": 1, "days": 3, "users_per_day": 8}
 
 
 def cmd_online_report(args: argparse.Namespace) -> int:
@@ -52,14 +53,18 @@ def cmd_online_report(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Replay MovieLens week by week against the API; see ``recs_platform.online.simulator``."""
     paths = PlatformPaths.from_env()
-    data = movielens.read(movielens.ensure(movielens_dir(args.source), allow_download=True))
+    try:
+        data = movielens.read(movielens.ensure(movielens_dir(args.source), allow_download=True))
+    except movielens.MovieLensUnavailable as reason:
+        print(f"simulate replays MovieLens-100K, which is unavailable: {reason}", file=sys.stderr)
+        return 1
     start = data.events.timestamp.min().normalize() + args.start_week * WEEK
     weeks, users_per_day = (FAST["weeks"], FAST["users_per_day"]) if args.fast else (args.weeks, args.users_per_day)
     inprocess = args.inprocess or args.fast
     graph = InProcessGraph() if inprocess else None
     if not landed_files(paths.landing, "events"):
         warm_up(data, start, paths, graph)
-    days = list(simulation_days(data.events, start, weeks))
+    days = list(simulation_days(data.events, start, weeks))[: FAST["days"] if args.fast else None]
     last_of_week = {max(d.date for d in days if d.week == w) for w in {d.week for d in days}}
     retrains: list[dict] = []
     started = datetime.now(UTC)

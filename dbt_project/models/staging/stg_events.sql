@@ -68,10 +68,7 @@ deduplicated as (
 
     select *
     from renamed
-    qualify row_number() over (
-        partition by event_id
-        order by ingested_at asc, source_file asc
-    ) = 1
+    {{ earliest_load('event_id') }}
 
 ),
 

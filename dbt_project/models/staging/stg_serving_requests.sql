@@ -36,7 +36,7 @@ deduplicated as (
 
     select *
     from renamed
-    qualify row_number() over (partition by request_id order by ingested_at asc, source_file asc) = 1
+    {{ earliest_load('request_id') }}
 
 )
 
