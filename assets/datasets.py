@@ -21,7 +21,7 @@ SOURCES = {
 QUERIES = {name: f"select * from {table}" for name, table in SOURCES.items()} | {
     # Only attributions whose window has closed: an item not consumed yet may still be.
     "impressions": "select user_id, item_id, served_at, position, consumed from attributed_feedback "
-    "where window_closed order by request_id, position",
+    "where shown and window_closed order by request_id, position",
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.resources import GateSettings, RegistryResource
+from assets.resources import GateSettings, PromotionSettings, RegistryResource
 from recs_platform.artifacts import DatasetVersion
 from recs_platform.deployment import Candidate, deploy, evaluate_gates, select_candidate
 from recs_platform.evaluation.gates import GATES
@@ -67,8 +67,10 @@ def deployment(
     dataset: DatasetVersion,
     gate: GateSettings,
     registry: RegistryResource,
+    promotion: PromotionSettings,
 ) -> dg.MaterializeResult:
-    """Registers the candidate's bundle in the BentoML model store and moves the production pointer.
+    """Registers the candidate's bundle in the BentoML model store and points the configured alias
+    (champion, or a challenger for shadow traffic first) at it.
 
     Runs only after every blocking gate on the candidate passed; the gates are evaluated once
     more here so that a deploy can never happen unchecked, even when launched on its own.
@@ -82,6 +84,7 @@ def deployment(
             gate.min_metric,
             gate.champion_tolerance,
             Path(scratch),
+            alias=promotion.promote_as,
         )
     gates_md = "\n".join(
         f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.description}" for g in outcome.gates.values()
@@ -96,7 +99,7 @@ def deployment(
         metadata={
             "deployment_status": outcome.status,
             "tag": outcome.record.tag,
-            "previous": outcome.record.previous[0] if outcome.record.previous else "none",
+            "alias": outcome.record.alias,
             "gates": dg.MetadataValue.md(gates_md),
             "metrics": dg.MetadataValue.json(outcome.record.metrics),
             "pointer": dg.MetadataValue.json(asdict(outcome.record)),

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 from recs_platform.data import warehouse
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
-from recs_platform.registry import ModelRegistry
+from recs_platform.registry import CHALLENGER, CHAMPION, ModelRegistry
 from recs_platform.settings import PlatformPaths
 
 
@@ -42,13 +42,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class RegistryResource(dg.ConfigurableResource):
-    """The BentoML model store and the production pointer."""
+    """The BentoML model store, the aliases over its tags and their history."""
 
     store_dir: str = Field(description="BentoML model store folder (BENTOML_HOME/models).")
-    pointer_path: str = Field(description="JSON file naming the bundle in production.")
+    registry_dir: str = Field(description="Folder of aliases.json (champion, challengers) and history.jsonl.")
 
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(Path(self.store_dir), Path(self.pointer_path))
+        return ModelRegistry(Path(self.store_dir), Path(self.registry_dir))
 
 
 class SplitSettings(dg.ConfigurableResource):
@@ -106,6 +106,23 @@ class GateSettings(dg.ConfigurableResource):
         return metric
 
 
+class PromotionSettings(dg.ConfigurableResource):
+    """What a deployment that passed its gates moves."""
+
+    promote_as: str = Field(
+        default="champion",
+        description="'champion' serves users at once; 'challenger' (or 'challenger-<name>') first sees "
+        "mirrored shadow traffic, and a person or the shadow gate promotes it.",
+    )
+
+    @field_validator("promote_as")
+    @classmethod
+    def _known_alias(cls, alias: str) -> str:
+        if alias != CHAMPION and not alias.startswith(CHALLENGER):
+            raise ValueError(f"promote_as must be {CHAMPION!r} or start with {CHALLENGER!r}, got {alias!r}")
+        return alias
+
+
 class EngagementSettings(dg.ConfigurableResource):
     """When the engagement alarm fires (and retrains)."""
 
@@ -134,6 +151,7 @@ ENV_OVERRIDES = (
     ("RECS_DRIFT_PSI", "drift", "psi_threshold"),
     ("RECS_GATE_METRIC", "gate", "metric"),
     ("RECS_GATE_MIN_METRIC", "gate", "min_metric"),
+    ("RECS_PROMOTE_AS", "promotion", "promote_as"),
     ("RECS_ENGAGEMENT_MARGIN", "engagement", "margin"),
     ("RECS_ENGAGEMENT_MIN_REQUESTS", "engagement", "min_requests"),
 )
@@ -164,12 +182,11 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
             dbt_executable=DBT_EXECUTABLE,
             target=os.environ.get("DBT_TARGET", "prod" if env == "prod" else "local"),
         ),
-        "registry": RegistryResource(
-            store_dir=str(paths.bentoml_home / "models"), pointer_path=str(paths.production_pointer)
-        ),
+        "registry": RegistryResource(store_dir=str(paths.bentoml_home / "models"), registry_dir=str(paths.registry)),
         "split": SplitSettings(**_settings("split", env)),
         "raw_health": RawHealthSettings(**_settings("raw_health", env)),
         "drift": DriftSettings(**_settings("drift", env)),
         "gate": GateSettings(**_settings("gate", env)),
         "engagement": EngagementSettings(**_settings("engagement", env)),
+        "promotion": PromotionSettings(**_settings("promotion", env)),
     }

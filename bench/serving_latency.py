@@ -34,8 +34,8 @@ def parse_args() -> argparse.Namespace:
 def known_users(home: Path) -> tuple[str, list[int]]:
     """The production tag and its model's users; exits with a message when nothing is promoted."""
     paths = PlatformPaths(home.resolve())
-    if not paths.production_pointer.exists():
-        sys.exit(f"no production model under {home} ({paths.production_pointer} is missing): promote one first")
+    if not paths.aliases.exists():
+        sys.exit(f"no production model under {home} ({paths.aliases} is missing): promote one first")
     bundle = production_registry(paths).load_production()
     return bundle.version, bundle.model.user_map.ids.tolist()
 

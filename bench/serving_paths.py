@@ -50,8 +50,7 @@ def scratch_home(home: PlatformPaths, path: str, tag: str) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix=f"serving-{path}-"))
     target = PlatformPaths(scratch)
     target.bentoml_home.symlink_to(home.bentoml_home)
-    target.production_pointer.parent.mkdir(parents=True)
-    shutil.copy(home.production_pointer, target.production_pointer)
+    shutil.copytree(home.registry, target.registry)
     if path == "precomputed":
         lists = precomputed_path(target, tag)
         lists.parent.mkdir(parents=True)
@@ -78,7 +77,7 @@ def time_requests(url: str, users: list[int], k: int) -> tuple[np.ndarray, float
 def main() -> None:
     args = parse_args()
     home = PlatformPaths(args.home.resolve())
-    if not home.production_pointer.exists():
+    if not home.aliases.exists():
         sys.exit(f"no production model under {args.home}: run bench/pipeline.py first")
     bundle = production_registry(home).load_production()
     users = bundle.model.user_map.ids.tolist()

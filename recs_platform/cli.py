@@ -102,15 +102,17 @@ def _registry():
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Aliases (champion, challengers), the history of their moves and the registered bundles."""
     registry = _registry()
-    record = registry.production()
-    print(json.dumps({"production": asdict(record) if record else None, "bundles": registry.tags()}, indent=2))
+    aliases = {name: asdict(record) for name, record in registry.aliases().items()}
+    history = [asdict(entry) for entry in registry.history()[-args.history :]]
+    print(json.dumps({"aliases": aliases, "history": history, "bundles": registry.tags()}, indent=2))
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    record = _registry().rollback()
-    print(f"production rolled back → {record.tag}")
+    record = _registry().rollback(to=args.to, by=f"cli ({os.environ.get('USER', 'unknown')})")
+    print(f"champion rolled back → {record.tag}")
     return 0
 
 
@@ -156,12 +158,12 @@ def add_library_commands(commands: Commands) -> None:
     serve.add_argument("--port", type=int, default=3000, help="port to bind")
     serve.set_defaults(handler=cmd_serve)
 
-    commands.add_parser("status", help="show the production pointer and registered bundles").set_defaults(
-        handler=cmd_status
-    )
-    commands.add_parser("rollback", help="point production back at the previous bundle").set_defaults(
-        handler=cmd_rollback
-    )
+    status = commands.add_parser("status", help="show the aliases, their history and the registered bundles")
+    status.add_argument("--history", type=int, default=20, help="how many of the latest alias moves to show")
+    status.set_defaults(handler=cmd_status)
+    rollback = commands.add_parser("rollback", help="point the champion back at an earlier champion")
+    rollback.add_argument("--to", help="a tag that was champion before (default: the previous champion)")
+    rollback.set_defaults(handler=cmd_rollback)
 
 
 def build_parser(*extensions: Callable[[Commands], None], epilog: str = "") -> argparse.ArgumentParser:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from recs_platform.artifacts import DatasetVersion
+from recs_platform.artifacts import DatasetVersion, training_rows
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.evaluation.gates import GateResult, baseline_gate, champion_gate, threshold_gate
 from recs_platform.evaluation.metrics import parse_metric
 from recs_platform.evaluation.report import EvaluationReport, ModelScores
 from recs_platform.models.base import load_recommender
 from recs_platform.models.popularity import PopularityRecommender
-from recs_platform.registry import ModelRegistry, ProductionRecord, ServingBundle, write_bundle
+from recs_platform.registry import CHAMPION, AliasRecord, ModelRegistry, write_bundle
+from recs_platform.training import fit_recommender
 
 FALLBACK = "popularity"
 SEGMENT = "segment_popularity"  # answers new users by their demographics, when it was trained
@@ -33,7 +34,7 @@ class DeploymentOutcome:
 
     status: str
     gates: dict[str, GateResult]
-    record: ProductionRecord | None
+    record: AliasRecord | None
 
     @property
     def deployed(self) -> bool:
@@ -48,14 +49,35 @@ def select_candidate(report: EvaluationReport) -> Candidate:
     return Candidate(report.dataset_version, report.best_learned(), baselines)
 
 
-def champion_metrics(registry: ModelRegistry, dataset: DatasetVersion, metric: str) -> dict[str, float] | None:
-    """The serving champion re-scored on this dataset's test set at ``metric``'s cutoff, or None if nothing serves."""
+@dataclass(frozen=True)
+class ChampionScores:
+    """The champion's recipe, refit on the candidate's training rows, scored on the same test set."""
+
+    tag: str
+    recommender: str
+    test: dict[str, float]
+
+
+def champion_metrics(
+    registry: ModelRegistry, dataset: DatasetVersion, metric: str, trained_on: str
+) -> ChampionScores | None:
+    """The champion compared fairly with a candidate trained on ``trained_on`` of ``dataset``.
+
+    Re-scoring the champion's own weights would mask the items *it* trained on: once the data has
+    moved on, test items the champion trained on would be unreachable for it and the comparison
+    would lean toward the candidate. Instead the champion's recipe (recommender and chosen
+    parameters, with its epoch count) is refit on exactly the candidate's training rows, so both
+    models learned from the same interactions, mask the same ones and are scored on the same test
+    set by the same code. None when nothing serves.
+    """
     record = registry.production()
     if record is None:
         return None
-    champion = ServingBundle.load(registry.bundle_path(record.tag), record.tag).model
+    config = registry.metadata(record.tag)["config"]
     tables = dataset.load()
-    return evaluate(champion, tables["test"], k=parse_metric(metric)[1], exclude=tables["valid"]).summary
+    champion, _ = fit_recommender(config["recommender"], config["params"], training_rows(tables, trained_on), tables)
+    summary = evaluate(champion, tables["test"], k=parse_metric(metric)[1], exclude=tables["valid"]).summary
+    return ChampionScores(record.tag, config["recommender"], summary)
 
 
 def evaluate_gates(
@@ -67,7 +89,9 @@ def evaluate_gates(
     results = [
         threshold_gate(test, metric, floor),
         baseline_gate(test, baselines, metric),
-        champion_gate(test, champion_metrics(registry, dataset, metric), metric, tolerance),
+        champion_gate(
+            test, champion_metrics(registry, dataset, metric, candidate.scores.trained_on), metric, tolerance
+        ),
     ]
     return {result.name: result for result in results}
 
@@ -80,8 +104,10 @@ def deploy(
     floor: float,
     tolerance: float,
     scratch: Path,
+    alias: str = CHAMPION,
 ) -> DeploymentOutcome:
-    """Register and promote the candidate's bundle if, and only if, every gate passes."""
+    """Register the candidate's bundle and point ``alias`` at it (the champion, or a challenger that
+    first sees shadow traffic) if, and only if, every gate passes."""
     gates = evaluate_gates(candidate, dataset, registry, metric, floor, tolerance)
     if not all(g.passed for g in gates.values()):
         return DeploymentOutcome("refused", gates, None)
@@ -100,7 +126,7 @@ def deploy(
         "test_metrics": candidate.scores.test,
         "gates": {name: g.description for name, g in gates.items()},
     }
-    current = registry.production()
+    current = registry.aliases().get(alias)
     if current is not None and _same_provenance(registry.metadata(current.tag), metadata):
         # A rerun on unchanged data, code and config trains the same model; don't register a copy.
         return DeploymentOutcome("already_serving", gates, current)
@@ -109,7 +135,7 @@ def deploy(
     tag = registry.register(
         bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version}
     )
-    record = registry.promote(tag, reason="all deployment gates passed", metrics=candidate.scores.test)
+    record = registry.promote(tag, "all deployment gates passed", candidate.scores.test, by="deployment", alias=alias)
     return DeploymentOutcome("deployed", gates, record)
 
 

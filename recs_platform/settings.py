@@ -48,8 +48,14 @@ class PlatformPaths:
         return self.home / "bentoml"
 
     @property
-    def production_pointer(self) -> Path:
-        return self.home / "registry" / "production.json"
+    def registry(self) -> Path:
+        """Aliases over bundle tags (champion, challengers) and the history of their moves."""
+        return self.home / "registry"
+
+    @property
+    def aliases(self) -> Path:
+        """The file serving polls: which bundle each alias names."""
+        return self.registry / "aliases.json"
 
     @property
     def serving_logs(self) -> Path:

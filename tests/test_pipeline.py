@@ -44,7 +44,7 @@ def run_pipeline(
 
 def registry_of(home: Path) -> ModelRegistry:
     paths = PlatformPaths(home)
-    return ModelRegistry(paths.bentoml_home / "models", paths.production_pointer)
+    return ModelRegistry(paths.bentoml_home / "models", paths.registry)
 
 
 def gate_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -185,7 +185,7 @@ def test_failing_gate_keeps_the_champion(deployed, monkeypatch):
     assert "is below the threshold 0.9900" in gates["threshold"].description
     assert "deployment" not in materialized(result)
     assert registry_of(home).production() == before
-    assert json.loads(PlatformPaths(home).production_pointer.read_text())["tag"] == before.tag
+    assert json.loads(PlatformPaths(home).aliases.read_text())["champion"]["tag"] == before.tag
 
 
 def test_drift_check_compares_the_newest_data_with_the_production_training_data(deployed):

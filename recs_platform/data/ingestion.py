@@ -299,6 +299,7 @@ def clean_served(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     typed = pd.DataFrame(index=records.index)
     for column in ("request_id", "model_version", "source", "path", "history_source", "online_version"):
         typed[column] = records[column].astype("string")
+    typed["served_by"] = records["served_by"].astype("string").fillna(serving_log.SHOWN)
     typed["served_at"] = _as_timestamp(records["served_at"])
     _reject(reasons, typed["served_at"].isna(), "served_at is not parsable")
     for column in ("user_id", "k"):
@@ -318,7 +319,8 @@ def clean_served(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         lambda v: None if _absent(v) else json.dumps(v, sort_keys=True)
     )
     typed["latency_ms"] = pd.to_numeric(records["latency_ms"], errors="coerce")
-    _reject(reasons, typed["request_id"].duplicated() & typed["request_id"].notna(), "duplicated request_id")
+    repeated = typed.duplicated(["request_id", "served_by"]) & typed["request_id"].notna()
+    _reject(reasons, repeated, "duplicated request_id")
     return typed, reasons
 
 
@@ -392,7 +394,7 @@ TARGET_TYPES = {
     },
     "items": {"item_id": "bigint", "title": "varchar", "release_date": "date", "genres": "varchar"},
     "serving_logs": {
-        "request_id": "varchar", "served_at": "timestamp", "user_id": "bigint", "k": "integer",
+        "request_id": "varchar", "served_by": "varchar", "served_at": "timestamp", "user_id": "bigint", "k": "integer",
         "model_version": "varchar", "source": "varchar", "path": "varchar", "history_source": "varchar",
         "history_items": "bigint[]", "user_features": "varchar", "item_ids": "bigint[]", "scores": "double[]",
         "latency_ms": "double", "online_version": "varchar",

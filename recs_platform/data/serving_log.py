@@ -28,8 +28,12 @@ KIND = "serving_logs"
 SOURCES = ("model+fresh_history", "model", "segment", "popularity")
 # Where the history an answer used came from.
 HISTORY_SOURCES = ("training", "online_store", "request", "online_store+request", "none")
+# Who computed a list: "champion" for the one the user was shown, else the challenger alias whose
+# list was computed in shadow for the same request (same request id, same inputs).
+SHOWN = "champion"
 FIELDS = (
     "request_id",
+    "served_by",
     "served_at",
     "user_id",
     "k",

@@ -30,7 +30,8 @@ create table if not exists raw.items (
     source_file varchar not null, ingested_at timestamp not null
 );
 create table if not exists raw.served_impressions (
-    request_id varchar not null, served_at timestamp not null, user_id bigint not null, k integer,
+    request_id varchar not null, served_by varchar not null, served_at timestamp not null,
+    user_id bigint not null, k integer,
     model_version varchar not null, source varchar not null, path varchar, history_source varchar,
     history_items bigint[], user_features varchar, item_ids bigint[] not null, scores double[],
     latency_ms double, online_version varchar, source_file varchar not null, ingested_at timestamp not null

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 # Every gate a candidate passes before deployment, by the name its check and result carry.
 GATES = {
     "threshold": "The candidate's test metric is at least the configured floor.",
     "beats_baselines": "The candidate beats every baseline on the same test set.",
-    "no_regression": "The candidate is no worse than the serving champion, re-scored on this test set.",
+    "no_regression": "The candidate is no worse than the champion's recipe refit on the same training rows.",
 }
 
 
@@ -51,17 +52,26 @@ def baseline_gate(candidate: dict[str, float], baselines: dict[str, dict[str, fl
     )
 
 
+class ChampionLike(Protocol):
+    tag: str
+    recommender: str
+    test: dict[str, float]
+
+
 def champion_gate(
-    candidate: dict[str, float], champion: dict[str, float] | None, metric: str, tolerance: float
+    candidate: dict[str, float], champion: ChampionLike | None, metric: str, tolerance: float
 ) -> GateResult:
-    """The candidate is no worse than the serving champion (re-scored on the same test set)."""
+    """The candidate is no worse than the champion's recipe trained on the same rows (see
+    ``deployment.champion_metrics``) and scored on the same test set."""
     observed = candidate[metric]
     if champion is None:
         return GateResult("no_regression", True, "no champion is serving yet", observed, None)
-    required = champion[metric] - tolerance
+    best = champion.test[metric]
+    required = best - tolerance
     passed = observed >= required
     verdict = "is within" if passed else "regresses beyond"
     description = (
-        f"test {metric} {observed:.4f} {verdict} tolerance {tolerance:.4f} of the champion ({champion[metric]:.4f})"
+        f"test {metric} {observed:.4f} {verdict} tolerance {tolerance:.4f} of the champion "
+        f"{champion.tag} ({champion.recommender} refit on the same training rows: {best:.4f})"
     )
     return GateResult("no_regression", passed, description, observed, required)

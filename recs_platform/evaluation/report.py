@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_platform.artifacts import ModelArtifact
+from recs_platform.artifacts import TRAIN, ModelArtifact
 from recs_platform.evaluation.evaluate import EvaluationResult, evaluate
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.models.base import Recommender, load_recommender
@@ -25,6 +25,7 @@ class ModelScores:
     n_test_users: int
     run_dir: str
     artifact_path: str
+    trained_on: str = TRAIN
 
 
 @dataclass
@@ -88,5 +89,6 @@ def build_report(
             test.n_users,
             str(run_dir),
             artifact.path,
+            artifact.trained_on,
         )
     return report

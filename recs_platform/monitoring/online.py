@@ -17,10 +17,12 @@ import pandas as pd
 
 from recs_platform.data.serving_log import SOURCES
 
-FEEDBACK_SQL = (
-    "select request_id, served_at, model_version, position, item_id, consumed, window_closed from attributed_feedback"
-)
-REQUESTS_SQL = "select request_id, served_at, model_version, answer_source, latency_ms from stg_serving_requests"
+FEEDBACK_COLUMNS = ["request_id", "served_at", "model_version", "position", "item_id", "consumed", "window_closed"]
+REQUEST_COLUMNS = ["request_id", "served_at", "model_version", "answer_source", "latency_ms"]
+GROUP = ["model_version", "day"]
+# What users were shown; the lists challengers computed in shadow are judged by the shadow comparison.
+FEEDBACK_SQL = f"select {', '.join(FEEDBACK_COLUMNS)} from attributed_feedback where shown"
+REQUESTS_SQL = f"select {', '.join(REQUEST_COLUMNS)} from stg_serving_requests where shown"
 
 
 def read_online_tables(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -29,11 +31,6 @@ def read_online_tables(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFr
     if not {"attributed_feedback", "stg_serving_requests"} <= present:
         return pd.DataFrame(columns=FEEDBACK_COLUMNS), pd.DataFrame(columns=REQUEST_COLUMNS)
     return connection.execute(FEEDBACK_SQL).df(), connection.execute(REQUESTS_SQL).df()
-
-
-FEEDBACK_COLUMNS = ["request_id", "served_at", "model_version", "position", "item_id", "consumed", "window_closed"]
-REQUEST_COLUMNS = ["request_id", "served_at", "model_version", "answer_source", "latency_ms"]
-GROUP = ["model_version", "day"]
 
 
 def online_metrics(feedback: pd.DataFrame, requests: pd.DataFrame, k: int, catalog_size: int) -> pd.DataFrame:

@@ -1,6 +1,6 @@
-"""Versioned model bundles in the BentoML model store and the production pointer."""
+"""Versioned model bundles in the BentoML model store, aliases over their tags and the alias history."""
 
 from recs_platform.registry.bundle import ServingBundle, write_bundle
-from recs_platform.registry.store import ModelRegistry, ProductionRecord
+from recs_platform.registry.store import CHALLENGER, CHAMPION, AliasRecord, HistoryEntry, ModelRegistry
 
-__all__ = ["ModelRegistry", "ProductionRecord", "ServingBundle", "write_bundle"]
+__all__ = ["CHALLENGER", "CHAMPION", "AliasRecord", "HistoryEntry", "ModelRegistry", "ServingBundle", "write_bundle"]

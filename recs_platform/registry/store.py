@@ -1,13 +1,21 @@
-"""The model registry: bundles in the BentoML model store, and a production pointer.
+"""The model registry: bundles in the BentoML model store, aliases over their tags, and the
+append-only history of every alias move.
 
-The pointer is a small JSON file replaced atomically; promotion and rollback only move it, so a
-serving process that watches it swaps models without a restart.
+``champion`` names the bundle users are served; aliases starting with ``challenger`` name bundles
+that see mirrored (shadow) traffic. In the spirit of MLflow's aliases, moving an alias is the only
+way a bundle starts or stops serving: the alias file (``aliases.json``) is replaced atomically, so
+a serving process that polls it swaps models without a restart, and each move appends one line to
+``history.jsonl`` saying which tag, when, why and by whom. A lock file serialises movers (a
+deployment run and an admin action may act at once).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,28 +30,60 @@ from recs_platform.files import write_json_atomically
 from recs_platform.registry.bundle import ServingBundle
 
 BUNDLE_NAME = "recs-recommender"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ALIASES_FILE = "aliases.json"
+HISTORY_FILE = "history.jsonl"
 
 
 @dataclass
-class ProductionRecord:
-    """What the production pointer says: the served tag and how it got there."""
+class AliasRecord:
+    """Where one alias points, and how it got there."""
 
+    alias: str
     tag: str
-    promoted_at: str
+    set_at: str
     reason: str
+    by: str
     metrics: dict[str, float] = field(default_factory=dict)
-    previous: list[str] = field(default_factory=list)
+    shadow_share: float = 1.0  # for challengers: the share of requests mirrored to them
+
+    @property
+    def is_challenger(self) -> bool:
+        return self.alias.startswith(CHALLENGER)
+
+
+@dataclass
+class HistoryEntry:
+    """One alias move: ``tag`` None means the alias was removed."""
+
+    at: str
+    alias: str
+    tag: str | None
+    previous: str | None
+    reason: str
+    by: str
+    shadow_share: float | None = None
 
 
 class ModelRegistry:
-    """Register bundles, promote one to production, roll back, and load what is served."""
+    """Register bundles, point aliases at them, roll back, and load what an alias names."""
 
-    def __init__(self, store_dir: Path, pointer_path: Path) -> None:
+    def __init__(self, store_dir: Path, registry_dir: Path) -> None:
         self.store_dir = Path(store_dir)
-        self.pointer_path = Path(pointer_path)
+        self.registry_dir = Path(registry_dir)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._store = ModelStore(str(self.store_dir))
 
+    @property
+    def aliases_path(self) -> Path:
+        return self.registry_dir / ALIASES_FILE
+
+    @property
+    def history_path(self) -> Path:
+        return self.registry_dir / HISTORY_FILE
+
+    # -- bundles -------------------------------------------------------------------------------
     def register(self, bundle_dir: Path, metadata: dict[str, Any], labels: dict[str, str]) -> str:
         """Copy a bundle directory into the model store as a new version; returns its tag."""
         with bentoml.models.create(
@@ -65,50 +105,126 @@ class ModelRegistry:
     def tags(self) -> list[str]:
         return [str(model.tag) for model in self._store.list(BUNDLE_NAME)]
 
-    def production(self) -> ProductionRecord | None:
-        """The current pointer, or None before the first deployment."""
-        if not self.pointer_path.exists():
-            return None
-        return ProductionRecord(**json.loads(self.pointer_path.read_text()))
+    def load(self, tag: str) -> ServingBundle:
+        return ServingBundle.load(self.bundle_path(tag), version=tag)
 
-    def promote(self, tag: str, reason: str, metrics: dict[str, float] | None = None) -> ProductionRecord:
-        """Point production at ``tag``, remembering the previous tags for rollback."""
+    # -- aliases -------------------------------------------------------------------------------
+    def aliases(self) -> dict[str, AliasRecord]:
+        """Every alias, or none before the first promotion."""
+        if not self.aliases_path.exists():
+            return {}
+        return {name: AliasRecord(**record) for name, record in json.loads(self.aliases_path.read_text()).items()}
+
+    def production(self) -> AliasRecord | None:
+        """The champion: what users are served."""
+        return self.aliases().get(CHAMPION)
+
+    def challengers(self) -> dict[str, AliasRecord]:
+        return {name: record for name, record in self.aliases().items() if record.is_challenger}
+
+    def set_alias(
+        self,
+        alias: str,
+        tag: str,
+        reason: str,
+        by: str,
+        metrics: dict[str, float] | None = None,
+        shadow_share: float | None = None,
+    ) -> AliasRecord:
+        """Point ``alias`` at ``tag`` (which must be registered) and record the move."""
+        if alias != CHAMPION and not alias.startswith(CHALLENGER):
+            raise ValueError(f"alias {alias!r} is neither {CHAMPION!r} nor starts with {CHALLENGER!r}")
         self._store.get(tag)  # fails loudly for a tag that is not in the store
-        current = self.production()
-        history = ([current.tag, *current.previous] if current else [])[:20]
-        record = ProductionRecord(
-            tag=tag,
-            promoted_at=datetime.now(UTC).isoformat(),
-            reason=reason,
-            metrics=dict(metrics or {}),
-            previous=[t for t in history if t != tag],
-        )
-        self._write_pointer(record)
+        with self._locked():
+            aliases = self.aliases()
+            previous = aliases.get(alias)
+            share = shadow_share if shadow_share is not None else (previous.shadow_share if previous else 1.0)
+            record = AliasRecord(alias, tag, _now(), reason, by, dict(metrics or {}), share)
+            aliases[alias] = record
+            self._write(
+                aliases, HistoryEntry(record.set_at, alias, tag, previous.tag if previous else None, reason, by, share)
+            )
         return record
 
-    def rollback(self) -> ProductionRecord:
-        """Move the pointer back to the previously served tag."""
+    def remove_alias(self, alias: str, reason: str, by: str) -> None:
+        with self._locked():
+            aliases = self.aliases()
+            previous = aliases.pop(alias, None)
+            if previous is None:
+                raise KeyError(f"no alias {alias!r}")
+            self._write(aliases, HistoryEntry(_now(), alias, None, previous.tag, reason, by))
+
+    def set_shadow_share(self, alias: str, share: float, by: str) -> AliasRecord:
+        """Mirror ``share`` (0..1) of requests to challenger ``alias``."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a shadow share is in [0, 1], got {share}")
+        record = self.aliases().get(alias)
+        if record is None or not record.is_challenger:
+            raise KeyError(f"no challenger alias {alias!r}")
+        return self.set_alias(alias, record.tag, f"shadow share {share:.2f}", by, record.metrics, share)
+
+    def promote(
+        self,
+        tag: str,
+        reason: str,
+        metrics: dict[str, float] | None = None,
+        by: str = "deployment",
+        alias: str = CHAMPION,
+    ) -> AliasRecord:
+        """Point ``alias`` (the champion unless told otherwise) at ``tag``."""
+        return self.set_alias(alias, tag, reason, by, metrics)
+
+    def rollback(self, to: str | None = None, by: str = "cli") -> AliasRecord:
+        """Point the champion back at ``to``, which must have been champion before; by default the
+        champion before the current one."""
         current = self.production()
-        if current is None or not current.previous:
-            raise RuntimeError("nothing to roll back to")
-        record = ProductionRecord(
-            tag=current.previous[0],
-            promoted_at=datetime.now(UTC).isoformat(),
-            reason=f"rollback from {current.tag}",
-            previous=current.previous[1:],
-        )
-        self._write_pointer(record)
-        return record
+        earlier = [tag for tag in self.champion_tags() if current is None or tag != current.tag]
+        if not earlier:
+            raise LookupError("no earlier champion to roll back to")
+        target = to or earlier[0]
+        if target not in earlier:
+            raise LookupError(f"{target} was never champion; earlier champions: {earlier}")
+        return self.set_alias(CHAMPION, target, f"rollback from {current.tag if current else 'none'}", by)
+
+    def champion_tags(self) -> list[str]:
+        """Tags that held the champion alias, most recent first, each once."""
+        tags = [entry.tag for entry in reversed(self.history(CHAMPION)) if entry.tag is not None]
+        return list(dict.fromkeys(tags))
+
+    def history(self, alias: str | None = None) -> list[HistoryEntry]:
+        """Every alias move, oldest first (of one alias when given)."""
+        if not self.history_path.exists():
+            return []
+        entries = [HistoryEntry(**json.loads(line)) for line in self.history_path.read_text().splitlines() if line]
+        return [entry for entry in entries if alias is None or entry.alias == alias]
 
     def load_production(self) -> ServingBundle:
-        """Load the bundle the pointer names."""
+        """Load the bundle the champion alias names."""
         record = self.production()
         if record is None:
-            raise LookupError(f"no production model yet ({self.pointer_path} does not exist)")
-        return ServingBundle.load(self.bundle_path(record.tag), version=record.tag)
+            raise LookupError(f"no champion yet ({self.aliases_path} does not exist)")
+        return self.load(record.tag)
 
-    def _write_pointer(self, record: ProductionRecord) -> None:
-        write_json_atomically(self.pointer_path, asdict(record))
+    def _write(self, aliases: dict[str, AliasRecord], entry: HistoryEntry) -> None:
+        """History first: an alias file never names a move the history lacks."""
+        self.registry_dir.mkdir(parents=True, exist_ok=True)
+        with self.history_path.open("a", encoding="utf-8") as history:
+            history.write(json.dumps(asdict(entry)) + "\n")
+        write_json_atomically(self.aliases_path, {name: asdict(record) for name, record in aliases.items()})
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.registry_dir.mkdir(parents=True, exist_ok=True)
+        with (self.registry_dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _flat(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ Value = TypeVar("Value")
 
 def production_registry(paths: PlatformPaths) -> ModelRegistry:
     """The registry that serving reads: BentoML's model store plus the production pointer."""
-    return ModelRegistry(paths.bentoml_home / "models", paths.production_pointer)
+    return ModelRegistry(paths.bentoml_home / "models", paths.registry)
 
 
 def precomputed_path(paths: PlatformPaths, bundle_version: str) -> Path:

@@ -1,4 +1,4 @@
--- Each served item, with whether the user consumed it afterwards: the first positive event of the
+-- Each item of each computed list (shown or shadow), with whether the user consumed it afterwards: the first positive event of the
 -- same user on the same item within var('attribution_window_hours') after the list was served.
 -- window_closed says whether the warehouse holds events up to the end of that window, i.e.
 -- whether "not consumed" is final or may still change.
@@ -35,6 +35,7 @@ consumption as (
 
     select
         impressions.request_id,
+        impressions.served_by,
         impressions.position,
         min(positive_events.event_ts) as consumed_at
 
@@ -45,7 +46,7 @@ consumption as (
         and positive_events.event_ts > impressions.served_at
         and positive_events.event_ts
             <= impressions.served_at + to_hours({{ var('attribution_window_hours') }})
-    group by impressions.request_id, impressions.position
+    group by impressions.request_id, impressions.served_by, impressions.position
 
 ),
 
@@ -62,6 +63,7 @@ final as (
     from impressions
     left join consumption
         on consumption.request_id = impressions.request_id
+        and consumption.served_by = impressions.served_by
         and consumption.position = impressions.position
     cross join newest_event
 

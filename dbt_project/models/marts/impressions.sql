@@ -1,4 +1,5 @@
--- One row per served item: what each request showed, at which position (1 = first).
+-- One row per item of every list computed for a request, at its position (1 = first): the list
+-- the user was shown (shown = true) and the lists challengers computed in shadow.
 
 with
 
@@ -12,6 +13,8 @@ unnested as (
 
     select
         request_id,
+        served_by,
+        shown,
         served_at,
         user_id,
         model_version,

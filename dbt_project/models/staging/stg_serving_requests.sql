@@ -1,4 +1,6 @@
--- One row per answered request: a request logged twice (a re-landed log file) keeps its earliest load.
+-- One row per list computed for a request: the one the user was shown (served_by = 'champion')
+-- and any computed in shadow by a challenger for the same request. A list logged twice (a
+-- re-landed log file) keeps its earliest load.
 
 with
 
@@ -12,6 +14,8 @@ renamed as (
 
     select
         request_id,
+        served_by,
+        served_by = 'champion' as shown,
         served_at,
         user_id,
         k,
@@ -36,7 +40,7 @@ deduplicated as (
 
     select *
     from renamed
-    {{ earliest_load('request_id') }}
+    {{ earliest_load('request_id, served_by') }}
 
 )
 
