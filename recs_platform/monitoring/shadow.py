@@ -38,30 +38,38 @@ def _compare(lists: pd.DataFrame, alias: str, k: int, n_resamples: int, seed: in
     champion, challenger = (_by_request(top[top.served_by == who]) for who in (SHOWN, alias))
     paired = champion.index.intersection(challenger.index)
     champion, challenger = champion.loc[paired], challenger.loc[paired]
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(champion.items, challenger.items, strict=True)]
-    mature = champion.closed & challenger.closed
+    overlap = [len(set(a) & set(b)) / k for a, b in zip(champion["listed"], challenger["listed"], strict=True)]
+    mature = champion["closed"] & challenger["closed"]
     relevant = [
         set(np.asarray(a)[np.asarray(ca)]) | set(np.asarray(b)[np.asarray(cb)])
-        for a, ca, b, cb in zip(champion.items, champion.flags, challenger.items, challenger.flags, strict=True)
+        for a, ca, b, cb in zip(
+            champion["listed"],
+            champion["consumed_flags"],
+            challenger["listed"],
+            challenger["consumed_flags"],
+            strict=True,
+        )
     ]
     quality = {
-        who: _outcomes(frame.items[mature], pd.Series(relevant, index=paired)[mature], k)
+        who: _outcomes(frame["listed"][mature], pd.Series(relevant, index=paired)[mature], k)
         for who, frame in (("champion", champion), ("challenger", challenger))
     }
     ndcg = paired_bootstrap(quality["challenger"].ndcg, quality["champion"].ndcg, n_resamples=n_resamples, seed=seed)
     return {
         "challenger": alias,
-        "challenger_version": _mode(challenger.version),
-        "champion_version": _mode(champion.version),
+        "challenger_version": _mode(challenger["version"]),
+        "champion_version": _mode(champion["version"]),
         "requests": len(paired),
         "mature_requests": int(mature.sum()),
         f"overlap@{k}": float(np.mean(overlap)) if overlap else np.nan,
         "rank_correlation": float(
-            np.nanmean([_kendall(a, b) for a, b in zip(champion.items, challenger.items, strict=True)] or [np.nan])
+            np.nanmean(
+                [_kendall(a, b) for a, b in zip(champion["listed"], challenger["listed"], strict=True)] or [np.nan]
+            )
         ),
-        "champion_latency_p50_ms": _percentile(champion.latency, 50),
-        "challenger_latency_p50_ms": _percentile(challenger.latency, 50),
-        "challenger_latency_p99_ms": _percentile(challenger.latency, 99),
+        "champion_latency_p50_ms": _percentile(champion["latency"], 50),
+        "challenger_latency_p50_ms": _percentile(challenger["latency"], 50),
+        "challenger_latency_p99_ms": _percentile(challenger["latency"], 99),
         f"champion_hit_rate@{k}": float(quality["champion"].hit.mean()) if mature.any() else np.nan,
         f"challenger_hit_rate@{k}": float(quality["challenger"].hit.mean()) if mature.any() else np.nan,
         f"champion_ndcg@{k}": float(quality["champion"].ndcg.mean()) if mature.any() else np.nan,
@@ -77,8 +85,8 @@ def _by_request(rows: pd.DataFrame) -> pd.DataFrame:
     ordered = rows.sort_values(["request_id", "position"]).groupby("request_id", sort=True)
     return pd.DataFrame(
         {
-            "items": ordered.item_id.agg(list),
-            "flags": ordered.consumed.agg(lambda s: list(s.astype(bool))),
+            "listed": ordered.item_id.agg(list),
+            "consumed_flags": ordered.consumed.agg(lambda s: list(s.astype(bool))),
             "closed": ordered.window_closed.agg("all"),
             "latency": ordered.latency_ms.first(),
             "version": ordered.model_version.first(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -149,3 +150,33 @@ def _answer(
         features=dict(features or {}),
         path=path,
     )
+
+
+def answer_record(
+    request_id: str,
+    served_by: str,
+    served_at: datetime,
+    request: Request,
+    result: Answer,
+    model_version: str,
+    latency_ms: float,
+    online_version: str | None,
+) -> dict[str, Any]:
+    """The serving-log record of one computed list (see ``recs_platform.data.serving_log``)."""
+    return {
+        "request_id": request_id,
+        "served_by": served_by,
+        "served_at": served_at.isoformat(),
+        "user_id": request.user_id,
+        "k": request.k,
+        "model_version": model_version,
+        "source": result.source,
+        "path": result.path,
+        "history_source": result.history_source,
+        "history_items": result.history,
+        "user_features": result.features,
+        "item_ids": result.item_ids,
+        "scores": result.scores,
+        "latency_ms": round(latency_ms, 3),
+        "online_version": online_version,
+    }

@@ -1,8 +1,8 @@
 """What one serving process answers from, hot-reloaded when other processes replace it.
 
-BentoML 1.4 has no in-process model reload, so a daemon thread polls three pointers and swaps
-in what changed: the production bundle (the registry's pointer), the online store (its
-``current.json``) and the bundle's precomputed lists (a file named after the bundle's tag). Each
+BentoML 1.4 has no in-process model reload, so a daemon thread polls the pointers and swaps in
+what changed: the champion and challenger bundles (the registry's aliases), the online store (its
+``current.json``) and the champion's precomputed lists (a file named after its tag). Each
 new value is loaded completely before a single reference assignment publishes it: a request
 reads each reference once and finishes on what it started with. A value that fails to load is
 reported once and the previous one keeps serving.
@@ -10,10 +10,12 @@ reported once and the previous one keeps serving.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -71,8 +73,18 @@ class Watched(Generic[Value]):
         return True
 
 
+@dataclass(frozen=True)
+class Challenger:
+    """A challenger bundle and the share of requests mirrored to it."""
+
+    alias: str
+    bundle: ServingBundle
+    shadow_share: float
+
+
 class ProductionModel:
-    """The production bundle, its precomputed lists and the online store of one serving process."""
+    """The champion bundle, its precomputed lists, the challengers and the online store of one
+    serving process."""
 
     def __init__(self, reload_interval_s: float | None = None) -> None:
         if reload_interval_s is None:
@@ -82,6 +94,7 @@ class ProductionModel:
         self.bundle: Watched[ServingBundle] | None = None
         self.precomputed: Watched[PrecomputedLists] | None = None
         self.online: Watched[OnlineStore] | None = None
+        self.challengers: Watched[list[Challenger]] | None = None
 
     def start(self) -> None:
         """Load what the pointers name now, then watch them in the background.
@@ -104,6 +117,16 @@ class ProductionModel:
             pointer = read_pointer(paths.online)
             return pointer["version"] if pointer else None
 
+        def challenger_version() -> str:
+            challengers = registry.challengers()
+            return json.dumps({alias: [r.tag, r.shadow_share] for alias, r in sorted(challengers.items())})
+
+        def load_challengers(version: str) -> list[Challenger]:
+            return [
+                Challenger(alias, ServingBundle.load(registry.bundle_path(tag), tag), share)
+                for alias, (tag, share) in json.loads(version).items()
+            ]
+
         self.bundle = Watched("bundle", production_tag, lambda tag: ServingBundle.load(registry.bundle_path(tag), tag))
         self.precomputed = Watched(
             "precomputed lists",
@@ -111,6 +134,7 @@ class ProductionModel:
             lambda tag: PrecomputedLists.read(precomputed_path(paths, tag), tag),
         )
         self.online = Watched("online store", online_version, lambda version: OnlineStore.load(paths.online))
+        self.challengers = Watched("challengers", challenger_version, load_challengers)
         self.refresh()
         threading.Thread(target=self._watch, name="production-model-reload", daemon=True).start()
 
@@ -118,7 +142,7 @@ class ProductionModel:
         self._stop.set()
 
     def refresh(self) -> None:
-        for watched in (self.bundle, self.precomputed, self.online):
+        for watched in (self.bundle, self.precomputed, self.online, self.challengers):
             watched.refresh()
 
     def _watch(self) -> None:

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import bentoml
 from starlette.responses import JSONResponse
 
-from recs_platform.data.serving_log import ServingLogWriter
-from recs_platform.serving.answer import Answer, Request, answer
+from recs_platform.data.serving_log import SHOWN, ServingLogWriter
+from recs_platform.serving.answer import Request, answer, answer_record
 from recs_platform.serving.model import ProductionModel
 from recs_platform.serving.schemas import (
     RecentItems,
@@ -26,6 +26,7 @@ from recs_platform.serving.schemas import (
     UserFeatures,
     UserId,
 )
+from recs_platform.serving.shadow import ShadowMirror
 from recs_platform.settings import PlatformPaths
 
 DEFAULT_LOG_ROTATE_S = 60.0
@@ -43,10 +44,13 @@ class RecommenderService:
         rotate_s = float(os.environ.get("RECS_SERVING_LOG_ROTATE_S", DEFAULT_LOG_ROTATE_S))
         self.serving_log = ServingLogWriter(PlatformPaths.from_env().serving_logs, rotate_s=rotate_s)
         self.serving_log.start()
+        self.shadow = ShadowMirror(self.serving_log)
+        self.shadow.start()
 
     @bentoml.on_shutdown
     def stop_background_work(self) -> None:
         self.production.stop()
+        self.shadow.stop()
         self.serving_log.stop()  # lands what is still buffered
 
     def __is_ready__(self) -> bool:
@@ -92,36 +96,16 @@ class RecommenderService:
             ],
         )
         latency_ms = (time.perf_counter() - started) * 1000
-        self._log(response, result, k, _served_at(now), latency_ms, online.version if online is not None else None)
-        return response
-
-    def _log(
-        self,
-        response: RecommendResponse,
-        result: Answer,
-        k: int,
-        served_at: datetime,
-        latency_ms: float,
-        online_version: str | None,
-    ) -> None:
+        served_at, online_version = _served_at(now), online.version if online is not None else None
         self.serving_log.append(
-            {
-                "request_id": response.request_id,
-                "served_at": served_at.isoformat(),
-                "user_id": response.user_id,
-                "k": k,
-                "model_version": response.model_version,
-                "source": result.source,
-                "path": result.path,
-                "history_source": result.history_source,
-                "history_items": result.history,
-                "user_features": result.features,
-                "item_ids": result.item_ids,
-                "scores": result.scores,
-                "latency_ms": round(latency_ms, 3),
-                "online_version": online_version,
-            }
+            answer_record(
+                response.request_id, SHOWN, served_at, request, result, bundle.version, latency_ms, online_version
+            )
         )
+        challengers = self.production.challengers.value
+        if challengers:
+            self.shadow.submit(challengers, request, state, response.request_id, served_at, online_version)
+        return response
 
 
 def _served_at(now: datetime | None) -> datetime:
