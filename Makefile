@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export BENTOML_DO_NOT_TRACK := True
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo run test lint bench clean
+.PHONY: install system-deps demo run test lint bench clean
 
 $(BIN)/recs-platform: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ demo: install
 run: install
 	$(BIN)/recs-platform bootstrap && $(BIN)/recs-platform run
 
-test: install
+# Debian's Chromium for the browser tests (Playwright's own browser download is not used).
+system-deps:
+	@command -v chromium >/dev/null || (echo "installing Debian's chromium for the browser tests…" && apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install system-deps
 	$(BIN)/python -m pytest
 
 lint: install

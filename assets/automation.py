@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.ingestion import EVENTS, RAW_CATALOGS, SERVING_LOGS, LandedFileKind, events_are_fresh
-from assets.online import FEEDBACK_MODELS, dbt_key, engagement_drop, online_metrics, online_store
+from assets.online import FEEDBACK_MODELS, dbt_key, engagement_drop, online_metrics, online_store, shadow_comparison
 from assets.resources import StorageResource, WarehouseResource
 from recs_platform.data.events import file_sha256, landed_files
 from recs_platform.data.ingestion import ingested_hashes
@@ -27,10 +27,11 @@ ingest_events_job = dg.define_asset_job(
 ingest_serving_logs_job = dg.define_asset_job(
     "ingest_serving_logs",
     selection=dg.AssetSelection.assets(
-        SERVING_LOGS.key, *(dbt_key(model) for model in FEEDBACK_MODELS), online_metrics
+        SERVING_LOGS.key, *(dbt_key(model) for model in FEEDBACK_MODELS), online_metrics, shadow_comparison
     ),
     partitions_def=SERVING_LOGS.partitions,
-    description="Ingest the API's serving logs (one partition per file), attribute feedback, update online metrics.",
+    description="Ingest the API's serving logs (one partition per file), attribute feedback, update online "
+    "metrics and the shadow comparison.",
 )
 
 pipeline_job = dg.define_asset_job(

@@ -31,7 +31,7 @@ from assets.ingestion import (
 )
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
-from assets.online import batch_recommendations, engagement_drop, online_metrics, online_store
+from assets.online import batch_recommendations, engagement_drop, online_metrics, online_store, shadow_comparison
 from assets.resources import resources_for, sweeps_paths
 from recs_platform.sweeps import load_sweeps
 
@@ -59,6 +59,7 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             deployment,
             batch_recommendations,
             online_metrics,
+            shadow_comparison,
         ],
         asset_checks=[
             quarantine_rate,

@@ -11,6 +11,7 @@ from recs_platform.artifacts import DatasetVersion, ModelArtifact
 from recs_platform.evaluation.html_report import write_html_report
 from recs_platform.evaluation.report import EvaluationReport, build_report
 from recs_platform.evaluation.suite import full_evaluation
+from recs_platform.experiments import record_evaluation
 from recs_platform.models.base import load_recommender
 from recs_platform.training import compare_next_item
 
@@ -77,6 +78,7 @@ def evaluation_suite(
         loaded, dataset.load(), ks=config.ks, custom_metrics=config.custom_metrics, primary_metric=gate.metric
     )
     html = write_html_report(suite, storage.paths.evaluations / dataset.version / "report.html")
+    record_evaluation(storage.paths.experiments, dataset.version, {name: m.summary for name, m in suite.models.items()})
     flagged = [name for name, model in suite.models.items() if model.first_item.flagged]
     if flagged:
         context.log.warning(f"same item first for most users: {flagged}")

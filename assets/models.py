@@ -26,6 +26,7 @@ from pydantic import Field
 
 from assets.resources import GateSettings, StorageResource
 from recs_platform.artifacts import DatasetVersion, ModelArtifact
+from recs_platform.experiments import record_sweep
 from recs_platform.sweeps import (
     Sweep,
     SweepConfig,
@@ -84,6 +85,7 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
         gate: GateSettings,
     ) -> dg.Output[ModelArtifact]:
         chosen = best(results, gate.metric)
+        record_sweep(storage.paths.experiments, dataset.version, name, results, chosen.config.config_id, context.run_id)
         final = chosen.artifact
         if sweep.refit:
             context.log.info(f"refitting {chosen.config.config_id} on train+valid")

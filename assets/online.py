@@ -10,6 +10,8 @@ from assets.resources import EngagementSettings, GateSettings, RegistryResource,
 from recs_platform.evaluation.metrics import parse_metric
 from recs_platform.evaluation.plots import lines_by_group, markdown_image
 from recs_platform.monitoring import online as online_monitoring
+from recs_platform.monitoring.shadow import LISTS_SQL
+from recs_platform.monitoring.shadow import shadow_comparison as compare_shadow
 from recs_platform.online.store import export_snapshot, read_state
 from recs_platform.registry.bundle import precompute_lists
 from recs_platform.serving.model import precomputed_path
@@ -106,6 +108,35 @@ def online_metrics(storage: StorageResource, warehouse: WarehouseResource, gate:
             "by_version_and_day": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f") or "_none_"),
             "consumption_rate_plot": dg.MetadataValue.md(
                 markdown_image(rate, lines_by_group(table, "day", rate, "model_version")) if len(table) else "_none_"
+            ),
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.asset(
+    deps=[dbt_key(model) for model in FEEDBACK_MODELS],
+    group_name="online",
+    automation_condition=dg.AutomationCondition.eager(),
+    pool="warehouse",
+)
+def shadow_comparison(
+    storage: StorageResource, warehouse: WarehouseResource, gate: GateSettings
+) -> dg.MaterializeResult:
+    """Each challenger against the champion on the requests it answered in shadow: agreement,
+    latency, and how well each list anticipated what users then consumed (paired bootstrap)."""
+    k = parse_metric(gate.metric)[1]
+    with warehouse.connect(read_only=True) as connection:
+        lists = connection.execute(LISTS_SQL).df()
+    table = compare_shadow(lists, k)
+    path = storage.paths.online / "shadow.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path, index=False)
+    return dg.MaterializeResult(
+        metadata={
+            "challengers": len(table),
+            "comparison": dg.MetadataValue.md(
+                table.to_markdown(index=False, floatfmt=".4f") if len(table) else "_no shadow traffic yet_"
             ),
             "path": dg.MetadataValue.path(str(path)),
         }

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 from recs_platform.data import warehouse
+from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.registry import CHALLENGER, CHAMPION, ModelRegistry
 from recs_platform.settings import PlatformPaths
@@ -115,6 +116,16 @@ class PromotionSettings(dg.ConfigurableResource):
         "mirrored shadow traffic, and a person or the shadow gate promotes it.",
     )
 
+    shadow_gate: bool = Field(
+        default=False, description="Promoting a challenger requires its shadow comparison to pass the shadow gate."
+    )
+    shadow_margin: float = Field(
+        default=SHADOW_MARGIN, description="How much lower the challenger's shadow NDCG may be."
+    )
+    shadow_min_requests: int = Field(
+        default=SHADOW_MIN_REQUESTS, description="Fewest shadow requests with closed windows to judge."
+    )
+
     @field_validator("promote_as")
     @classmethod
     def _known_alias(cls, alias: str) -> str:
@@ -152,6 +163,9 @@ ENV_OVERRIDES = (
     ("RECS_GATE_METRIC", "gate", "metric"),
     ("RECS_GATE_MIN_METRIC", "gate", "min_metric"),
     ("RECS_PROMOTE_AS", "promotion", "promote_as"),
+    ("RECS_SHADOW_GATE", "promotion", "shadow_gate"),
+    ("RECS_SHADOW_MARGIN", "promotion", "shadow_margin"),
+    ("RECS_SHADOW_MIN_REQUESTS", "promotion", "shadow_min_requests"),
     ("RECS_ENGAGEMENT_MARGIN", "engagement", "margin"),
     ("RECS_ENGAGEMENT_MIN_REQUESTS", "engagement", "min_requests"),
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from recs_platform.artifacts import DatasetVersion, training_rows
 from recs_platform.evaluation.evaluate import evaluate
-from recs_platform.evaluation.gates import GateResult, baseline_gate, champion_gate, threshold_gate
+from recs_platform.evaluation.gates import GateResult, baseline_gate, champion_gate, shadow_gate, threshold_gate
 from recs_platform.evaluation.metrics import parse_metric
 from recs_platform.evaluation.report import EvaluationReport, ModelScores
 from recs_platform.models.base import load_recommender
@@ -16,6 +16,9 @@ from recs_platform.registry import CHAMPION, AliasRecord, ModelRegistry, write_b
 from recs_platform.training import fit_recommender
 
 FALLBACK = "popularity"
+# The shadow gate's defaults: how much lower a challenger's shadow NDCG may be, on how many requests.
+SHADOW_MARGIN = 0.01
+SHADOW_MIN_REQUESTS = 200
 SEGMENT = "segment_popularity"  # answers new users by their demographics, when it was trained
 
 
@@ -142,3 +145,29 @@ def deploy(
 def _same_provenance(serving: dict, candidate: dict) -> bool:
     keys = ("recommender", "data_version", "code_version", "config")
     return all(serving.get(key) == candidate.get(key) for key in keys)
+
+
+def promote_challenger(
+    registry: ModelRegistry,
+    alias: str,
+    by: str,
+    shadow: dict[str, float] | None = None,
+    k: int = 10,
+    gate: tuple[float, int] | None = None,
+) -> AliasRecord:
+    """Make challenger ``alias`` the champion and retire the alias. With ``gate`` (margin, minimum
+    requests) the shadow comparison row ``shadow`` must pass the shadow gate first."""
+    record = registry.challengers().get(alias)
+    if record is None:
+        raise KeyError(f"no challenger alias {alias!r}")
+    if gate is not None:
+        result = shadow_gate(shadow, k, *gate)
+        if not result.passed:
+            raise PromotionRefused(result.description)
+    promoted = registry.promote(record.tag, f"challenger {alias} promoted", record.metrics, by=by)
+    registry.remove_alias(alias, f"promoted to {CHAMPION}", by=by)
+    return promoted
+
+
+class PromotionRefused(RuntimeError):
+    """A gate refused to move an alias; the message says which and why."""

@@ -70,3 +70,8 @@ class PlatformPaths:
     def batch_recommendations(self) -> Path:
         """Precomputed top-k lists, one Parquet file per bundle tag."""
         return self.home / "batch"
+
+    @property
+    def experiments(self) -> Path:
+        """Every sweep configuration of every run and the test metrics of the chosen models."""
+        return self.home / "experiments"

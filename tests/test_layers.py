@@ -19,7 +19,7 @@ LAYERS = (
     ("validation", ("recs_platform.validation",)),
     ("models", ("recs_platform.models",)),
     ("evaluation", ("recs_platform.evaluation",)),
-    ("training", ("recs_platform.training", "recs_platform.sweeps")),
+    ("training", ("recs_platform.training", "recs_platform.sweeps", "recs_platform.experiments")),
     ("registry", ("recs_platform.registry",)),
     ("deployment", ("recs_platform.deployment",)),
     ("monitoring", ("recs_platform.monitoring",)),

@@ -75,3 +75,26 @@ def champion_gate(
         f"{champion.tag} ({champion.recommender} refit on the same training rows: {best:.4f})"
     )
     return GateResult("no_regression", passed, description, observed, required)
+
+
+def shadow_gate(comparison: dict[str, float] | None, k: int, margin: float, min_requests: int) -> GateResult:
+    """On shadow traffic, the challenger's NDCG@k against what users consumed is not worse than the
+    champion's by more than ``margin``, on at least ``min_requests`` requests with closed windows."""
+    if comparison is None:
+        return GateResult("shadow", False, "the challenger has no shadow comparison yet", 0.0, float(min_requests))
+    mature = int(comparison["mature_requests"])
+    diff = float(comparison[f"ndcg@{k}_diff"])
+    if mature < min_requests:
+        return GateResult(
+            "shadow",
+            False,
+            f"{mature} shadow requests with closed windows, {min_requests} needed",
+            mature,
+            min_requests,
+        )
+    passed = diff >= -margin
+    verdict = "within" if passed else "beyond"
+    description = (
+        f"shadow ndcg@{k} challenger minus champion {diff:+.4f} on {mature} requests, {verdict} the margin {margin:.4f}"
+    )
+    return GateResult("shadow", passed, description, diff, -margin)

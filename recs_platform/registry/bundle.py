@@ -6,7 +6,7 @@ Layout::
     model/           the recommender (config JSON + npz with id maps and weights)
     fallback/        popularity recommender, the last resort for users nothing else knows
     segment/         segment popularity, for new users whose demographics are known (optional)
-    items.parquet    item_id, title
+    items.parquet    item_id, title and the item attributes shown on the inspection page
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from recs_platform.models.heuristics import SegmentPopularityRecommender
 from recs_platform.models.popularity import PopularityRecommender
 
 BUNDLE_FILE = "bundle.json"
+# Item attributes a bundle keeps beside the titles, when the item table has them.
+ITEM_ATTRIBUTES = ("genres", "release_year", "n_users", "popularity_rank")
 Loaded = TypeVar("Loaded", bound=Recommender)
 
 
@@ -41,7 +43,8 @@ def write_bundle(
     fallback.save(directory / "fallback")
     if segment is not None:
         segment.save(directory / "segment")
-    items[["item_id", "title"]].to_parquet(directory / "items.parquet", index=False)
+    attributes = [column for column in ITEM_ATTRIBUTES if column in items]
+    items[["item_id", "title", *attributes]].to_parquet(directory / "items.parquet", index=False)
     (directory / BUNDLE_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
     return directory
 
@@ -56,6 +59,7 @@ class ServingBundle:
     titles: dict[int, str]
     metadata: dict[str, Any]
     version: str
+    catalog: pd.DataFrame  # item_id index: title and the attributes the bundle kept
 
     @classmethod
     def load(cls, directory: Path, version: str) -> ServingBundle:
@@ -69,6 +73,7 @@ class ServingBundle:
             titles=dict(zip(items.item_id.tolist(), items.title.tolist(), strict=True)),
             metadata=json.loads((directory / BUNDLE_FILE).read_text()),
             version=version,
+            catalog=items.set_index("item_id"),
         )
 
 

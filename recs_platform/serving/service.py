@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse
 
 from recs_platform.data.serving_log import SHOWN, ServingLogWriter
 from recs_platform.serving.answer import Request, answer, answer_record
-from recs_platform.serving.model import ProductionModel
+from recs_platform.serving.inspect import AdminSettings, Inspector, build_app
+from recs_platform.serving.model import ProductionModel, production_registry
 from recs_platform.serving.schemas import (
     RecentItems,
     RecommendedItem,
@@ -32,7 +33,11 @@ from recs_platform.settings import PlatformPaths
 DEFAULT_LOG_ROTATE_S = 60.0
 
 
+inspect_app = build_app(lambda: bentoml.get_current_service().inspector)
+
+
 @bentoml.service(name="recs-recommender", traffic={"timeout": 10})
+@bentoml.asgi_app(inspect_app, path="/inspect")
 class RecommenderService:
     # The one model declaration: a holder that loads the production bundle and hot-reloads it.
     production = ProductionModel()
@@ -46,6 +51,8 @@ class RecommenderService:
         self.serving_log.start()
         self.shadow = ShadowMirror(self.serving_log)
         self.shadow.start()
+        paths = PlatformPaths.from_env()
+        self.inspector = Inspector(self.production, paths, production_registry(paths), AdminSettings.from_env())
 
     @bentoml.on_shutdown
     def stop_background_work(self) -> None:
