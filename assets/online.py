@@ -9,8 +9,9 @@ from assets.deployment import deployment
 from assets.resources import EngagementSettings, GateSettings, RegistryResource, StorageResource, WarehouseResource
 from recs_platform.evaluation.metrics import parse_metric
 from recs_platform.evaluation.plots import lines_by_group, markdown_image
+from recs_platform.files import write_parquet_atomically
 from recs_platform.monitoring import online as online_monitoring
-from recs_platform.monitoring.shadow import LISTS_SQL
+from recs_platform.monitoring.shadow import read_lists
 from recs_platform.monitoring.shadow import shadow_comparison as compare_shadow
 from recs_platform.online.store import export_snapshot, read_state
 from recs_platform.registry.bundle import precompute_lists
@@ -68,11 +69,7 @@ def batch_recommendations(storage: StorageResource, registry: RegistryResource) 
         return dg.MaterializeResult(metadata={"status": "no production bundle yet"})
     bundle = models.load_production()
     lists = precompute_lists(bundle.model, PRECOMPUTED_K)
-    path = precomputed_path(storage.paths, record.tag)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    lists.to_parquet(partial, index=False)
-    partial.replace(path)
+    path = write_parquet_atomically(lists, precomputed_path(storage.paths, record.tag))
     return dg.MaterializeResult(
         metadata={
             "bundle": record.tag,
@@ -83,12 +80,16 @@ def batch_recommendations(storage: StorageResource, registry: RegistryResource) 
     )
 
 
-@dg.asset(
-    deps=[dbt_key(model) for model in FEEDBACK_MODELS],
-    group_name="online",
-    automation_condition=dg.AutomationCondition.eager(),
-    pool="warehouse",
-)
+# The assets computed from the serving logs and what users did next.
+FROM_FEEDBACK = {
+    "deps": [dbt_key(model) for model in FEEDBACK_MODELS],
+    "group_name": "online",
+    "automation_condition": dg.AutomationCondition.eager(),
+    "pool": "warehouse",
+}
+
+
+@dg.asset(**FROM_FEEDBACK)
 def online_metrics(storage: StorageResource, warehouse: WarehouseResource, gate: GateSettings) -> dg.MaterializeResult:
     """Per model version and day: requests, answer sources, consumption and hit rate at k within the
     attribution window, catalogue coverage and latency, from the serving logs and later events."""
@@ -97,9 +98,7 @@ def online_metrics(storage: StorageResource, warehouse: WarehouseResource, gate:
         feedback, requests = online_monitoring.read_online_tables(connection)
         catalog_size = connection.execute("select count(*) from stg_items").fetchone()[0]
     table = online_monitoring.online_metrics(feedback, requests, k, catalog_size)
-    path = storage.paths.online / "metrics.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(path, index=False)
+    path = write_parquet_atomically(table, storage.paths.online / "metrics.parquet")
     rate = f"consumption_rate@{k}"
     return dg.MaterializeResult(
         metadata={
@@ -114,12 +113,7 @@ def online_metrics(storage: StorageResource, warehouse: WarehouseResource, gate:
     )
 
 
-@dg.asset(
-    deps=[dbt_key(model) for model in FEEDBACK_MODELS],
-    group_name="online",
-    automation_condition=dg.AutomationCondition.eager(),
-    pool="warehouse",
-)
+@dg.asset(**FROM_FEEDBACK)
 def shadow_comparison(
     storage: StorageResource, warehouse: WarehouseResource, gate: GateSettings
 ) -> dg.MaterializeResult:
@@ -127,11 +121,9 @@ def shadow_comparison(
     latency, and how well each list anticipated what users then consumed (paired bootstrap)."""
     k = parse_metric(gate.metric)[1]
     with warehouse.connect(read_only=True) as connection:
-        lists = connection.execute(LISTS_SQL).df()
+        lists = read_lists(connection)
     table = compare_shadow(lists, k)
-    path = storage.paths.online / "shadow.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(path, index=False)
+    path = write_parquet_atomically(table, storage.paths.online / "shadow.parquet")
     return dg.MaterializeResult(
         metadata={
             "challengers": len(table),

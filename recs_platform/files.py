@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 
 def write_json_atomically(path: Path, content: Any) -> None:
     """Replace ``path`` with ``content`` as JSON; a reader sees the old file or the new one, never half."""
@@ -15,3 +17,13 @@ def write_json_atomically(path: Path, content: Any) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
         json.dump(content, handle, indent=2, default=str)
     os.replace(handle.name, path)
+
+
+def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` to ``path`` under a hidden name first, then rename: readers (and the landing
+    zone's sensor, which ignores names without a landed suffix) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    frame.to_parquet(partial, index=False)
+    partial.replace(path)
+    return path

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from recs_platform.files import write_parquet_atomically
+
 EVENT_COLUMNS = ("user_id", "item_id", "event_type", "value", "timestamp")
 EVENT_TYPES = frozenset({"rating", "click", "view", "play", "add_to_cart", "purchase", "impression"})
 USER_COLUMNS = ("user_id", "age", "gender", "occupation", "zip_code")
@@ -43,13 +45,7 @@ def write_landing_file(frame: pd.DataFrame, landing: Path, kind: str, name: str)
     The temporary name does not end in a supported suffix, so a half-written file is never
     picked up by the sensor or the ingestion step.
     """
-    folder = landing_dir(landing, kind)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.parquet"
-    partial = folder / f".{name}.parquet.partial"
-    frame.to_parquet(partial, index=False)
-    partial.replace(target)
-    return target
+    return write_parquet_atomically(frame, landing_dir(landing, kind) / f"{name}.parquet")
 
 
 def file_sha256(path: Path) -> str:

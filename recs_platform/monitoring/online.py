@@ -25,10 +25,15 @@ FEEDBACK_SQL = f"select {', '.join(FEEDBACK_COLUMNS)} from attributed_feedback w
 REQUESTS_SQL = f"select {', '.join(REQUEST_COLUMNS)} from stg_serving_requests where shown"
 
 
+def has_feedback_tables(connection: duckdb.DuckDBPyConnection) -> bool:
+    """False before dbt first built the serving-log models."""
+    present = {name for (name,) in connection.execute("select table_name from information_schema.tables").fetchall()}
+    return {"attributed_feedback", "stg_serving_requests"} <= present
+
+
 def read_online_tables(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The attributed feedback and the requests, or empty frames before anything was served."""
-    present = {name for (name,) in connection.execute("select table_name from information_schema.tables").fetchall()}
-    if not {"attributed_feedback", "stg_serving_requests"} <= present:
+    if not has_feedback_tables(connection):
         return pd.DataFrame(columns=FEEDBACK_COLUMNS), pd.DataFrame(columns=REQUEST_COLUMNS)
     return connection.execute(FEEDBACK_SQL).df(), connection.execute(REQUESTS_SQL).df()
 

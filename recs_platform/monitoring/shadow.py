@@ -10,6 +10,7 @@ whose attribution window closed count for the outcome figures.
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
@@ -17,12 +18,30 @@ from scipy.stats import kendalltau
 from recs_platform.data.serving_log import SHOWN
 from recs_platform.evaluation.metrics import hit_rate_at_k, ndcg_at_k
 from recs_platform.evaluation.significance import paired_bootstrap
+from recs_platform.monitoring.online import has_feedback_tables
 
+LIST_COLUMNS = [
+    "request_id",
+    "served_by",
+    "model_version",
+    "position",
+    "item_id",
+    "consumed",
+    "window_closed",
+    "latency_ms",
+]
 LISTS_SQL = (
     "select feedback.request_id, feedback.served_by, feedback.model_version, feedback.position, feedback.item_id, "
     "feedback.consumed, feedback.window_closed, requests.latency_ms "
     "from attributed_feedback as feedback join stg_serving_requests as requests using (request_id, served_by)"
 )
+
+
+def read_lists(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every computed list's items with their outcome and latency (empty before anything was served)."""
+    if not has_feedback_tables(connection):
+        return pd.DataFrame(columns=LIST_COLUMNS)
+    return connection.execute(LISTS_SQL).df()
 
 
 def shadow_comparison(lists: pd.DataFrame, k: int, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from recs_platform.files import write_json_atomically
+from recs_platform.files import write_json_atomically, write_parquet_atomically
 from recs_platform.versioning import frame_fingerprint
 
 POINTER = "current.json"
@@ -64,12 +64,9 @@ def export_snapshot(state: pd.DataFrame, root: Path) -> dict[str, Any]:
     """
     version = frame_fingerprint({"state": state.astype({"item_sequence": str, "timestamp_sequence": str})})
     snapshots = root / SNAPSHOTS
-    snapshots.mkdir(parents=True, exist_ok=True)
     target = snapshots / f"{version}.parquet"
     if not target.exists():
-        partial = snapshots / f".{version}.parquet.partial"
-        state.to_parquet(partial, index=False)
-        partial.replace(target)
+        write_parquet_atomically(state, target)
     pointer = {
         "version": version,
         "path": str(target),

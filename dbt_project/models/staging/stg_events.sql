@@ -68,7 +68,7 @@ deduplicated as (
 
     select *
     from renamed
-    {{ earliest_load('event_id') }}
+    {{ keep_one_load('event_id', 'earliest') }}
 
 ),
 

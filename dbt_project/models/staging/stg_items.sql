@@ -31,7 +31,7 @@ latest as (
 
     select *
     from renamed
-    {{ latest_snapshot('item_id') }}
+    {{ keep_one_load('item_id', 'latest') }}
 
 )
 

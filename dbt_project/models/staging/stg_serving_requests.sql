@@ -40,7 +40,7 @@ deduplicated as (
 
     select *
     from renamed
-    {{ earliest_load('request_id, served_by') }}
+    {{ keep_one_load('request_id, served_by', 'earliest') }}
 
 )
 

@@ -27,7 +27,7 @@ latest as (
 
     select *
     from renamed
-    {{ latest_snapshot('user_id') }}
+    {{ keep_one_load('user_id', 'latest') }}
 
 )
 
