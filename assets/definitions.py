@@ -22,6 +22,7 @@ from assets.evaluation import evaluation_report, evaluation_suite, next_item_eva
 from assets.ingestion import events_are_fresh, landing_zone, quarantine_rate, raw_catalogs, raw_events
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
+from assets.progress import run_events
 from assets.resources import resources_for, sweeps_paths
 from recs_platform.sweeps import load_sweeps
 
@@ -51,6 +52,8 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
         schedules=[weekly_retrain, freshness_schedule],
         sensors=[landing_zone_sensor, retrain_on_new_data],
         resources=resources_for(env, home),
+        # Dagster's console logger unless a run config names others; the command line names run_events.
+        loggers={**dg.default_loggers(), "run_events": run_events},
     )
 
 

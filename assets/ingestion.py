@@ -56,7 +56,10 @@ def raw_events(
         if missing:
             context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
         reports = [ingest_file(connection, landing, path, "events", now) for path in paths if path.exists()]
-    return dg.MaterializeResult(metadata={**_ingestion_metadata(reports), "files_missing": len(missing)})
+        rows = connection.execute("select count(*) from raw.events").fetchone()[0]
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports), "files_missing": len(missing)}
+    )
 
 
 @dg.multi_asset(
@@ -83,7 +86,7 @@ def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iter
 def _ingestion_metadata(reports: list[FileReport]) -> dict[str, object]:
     """Counts in = counts out, per file and in total."""
     frame = pd.DataFrame([report.as_dict() for report in reports], columns=list(FileReport.__dataclass_fields__))
-    new = frame[~frame.skipped]
+    new = frame[~frame.skipped.astype(bool)]
     columns = ["source_file", "rows_in", "rows_loaded", "rows_quarantined", "reasons"]
     return {
         "files": len(frame),

@@ -52,5 +52,10 @@ class PlatformPaths:
         return self.home / "registry" / "production.json"
 
     @property
+    def logs(self) -> Path:
+        """Full logs of the command line's graph runs and of the demo's servers."""
+        return self.home / "logs"
+
+    @property
     def serving_logs(self) -> Path:
         return self.landing / "serving_logs"

@@ -8,7 +8,9 @@ any number of context columns, as Parquet, CSV or JSON lines.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +20,9 @@ USER_COLUMNS = ("user_id", "age", "gender", "occupation", "zip_code")
 ITEM_COLUMNS = ("item_id", "title", "release_date", "genres")
 LANDING_KINDS = ("events", "users", "items")
 SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+
+# Walks a sequence of work items, e.g. behind a progress bar; plain ``iter`` shows nothing.
+Track = Callable[[Sequence[Any]], Iterable[Any]]
 
 
 def landing_dir(landing: Path, kind: str) -> Path:
