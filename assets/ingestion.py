@@ -70,7 +70,8 @@ def raw_events(
     pool="warehouse",
 )
 def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
-    """Loads new or changed user and item catalog files into raw.users and raw.items."""
+    """Loads new or changed user and item catalog files into raw.users and raw.items; fails, naming the
+    folder, while a catalog has never landed (nothing downstream can be built without one)."""
     landing = storage.paths.landing
     with warehouse.connect() as connection:
         ensure_raw_schema(connection)
@@ -78,6 +79,11 @@ def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iter
         for kind, key in RAW_CATALOGS.items():
             reports = [ingest_file(connection, landing, path, kind, now) for path in landed_files(landing, kind)]
             rows = connection.execute(f"select count(*) from raw.{kind}").fetchone()[0]
+            if not rows:
+                raise dg.Failure(
+                    description=f"no {kind} catalog has landed in {landing / kind} (is the landing zone empty?); "
+                    "land one, e.g. with `recs-platform bootstrap`, and run again"
+                )
             yield dg.MaterializeResult(
                 asset_key=key, metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports)}
             )

@@ -69,6 +69,7 @@ class NodeOutcome:
     materialized: dict[str, dict[str, Any]] = field(default_factory=dict)
     checks: list[dg.AssetCheckEvaluation] = field(default_factory=list)
     failure: str | None = None
+    step_started_at: float = 0.0
     step_produced: bool = False
 
     @property
@@ -84,10 +85,12 @@ class NodeOutcome:
         self.status, self.finished_at = status, at
 
     def verdict(self) -> str:
-        failed = any(not check.passed for check in self.checks)
-        if self.materialized:
-            return "WARN" if failed else "OK"
-        return "FAIL" if failed else "PASS"
+        """OK or PASS; WARN when only warning-severity checks (or an asset's own checks) failed; else FAIL."""
+        failed = [check for check in self.checks if not check.passed]
+        if not failed:
+            return "OK" if self.materialized else "PASS"
+        warning_only = all(check.severity == dg.AssetCheckSeverity.WARN for check in failed)
+        return "WARN" if self.materialized or warning_only else "FAIL"
 
 
 @dataclass
@@ -116,7 +119,7 @@ class RunRecord:
             return None
         node = self.nodes.setdefault(node_of(event.step_key), NodeOutcome(node_of(event.step_key)))
         if event.is_step_start:
-            self.current, node.step_produced = node.name, False
+            self.current, node.step_started_at, node.step_produced = node.name, at, False
         elif event.is_step_materialization:
             node.materialized[event.asset_key.to_user_string()] = metadata_values(event.materialization)
             node.step_produced = True
@@ -124,11 +127,12 @@ class RunRecord:
             node.checks.append(event.asset_check_evaluation_data)
             node.step_produced = True
         elif event.is_step_success:
-            node.seconds += event.step_success_data.duration_ms / 1000
+            node.seconds += at - node.step_started_at
             if node.step_produced:
                 node.finish(node.verdict(), at)
                 return node
         elif event.is_step_failure:
+            node.seconds += at - node.step_started_at
             node.failure = _failure_cause(node, event)
             node.finish("FAIL", at)
             return node
@@ -249,8 +253,8 @@ class ProgressDisplay:
             self.task = self.progress.add_task("loading the asset graph", total=total)
 
     def __enter__(self) -> ProgressDisplay:
-        left = f", about {duration(self.estimate.total)} (the last successful run)" if self.estimate.previous else ""
-        self.console.print(f"Running {self.total} steps{left}; Ctrl-C stops.")
+        left = f"; about {duration(self.estimate.total)} left (as long as the last successful run)"
+        self.console.print(f"Running {self.total} steps{left if self.estimate.previous else ''}. Ctrl-C stops.")
         if self.progress:
             self.progress.start()
         return self
@@ -281,8 +285,10 @@ def figure(node: NodeOutcome) -> str:
     metas = list(node.materialized.values())
     failed = [check for check in node.checks if not check.passed]
     if not metas:
-        if len(node.checks) == 1 or failed:
-            return "; ".join(f"{c.check_name}: {c.description}" for c in (failed or node.checks))
+        if len(node.checks) == 1:
+            return node.checks[0].description or ""
+        if failed:
+            return "; ".join(f"{check.check_name}: {check.description}" for check in failed)
         return f"{len(node.checks)} of {len(node.checks)} passed: {', '.join(c.check_name for c in node.checks)}"
     if len(metas) > 2:
         passed = sum(check.passed for check in node.checks)
@@ -295,6 +301,8 @@ def figure(node: NodeOutcome) -> str:
 def _asset_figure(meta: dict[str, Any]) -> str:
     valid = next((key for key in meta if key.startswith("valid_")), None)
     test = next((key for key in meta if key.startswith("test_")), None)
+    if "rows_loaded" in meta and not meta["files_ingested"]:
+        return f"no new files ({meta['files_already_ingested']} already ingested)"
     if "rows_loaded" in meta:
         return f"{meta['rows_loaded']:,} rows loaded, {meta['rows_quarantined']:,} quarantined"
     if "rows_train" in meta:
@@ -328,7 +336,8 @@ class EventRouter(logging.Handler):
         event = meta.get("dagster_event")
         if event is None:
             message = meta.get("orig_message", log_record.getMessage())
-            if log_record.levelno >= logging.WARNING and not message.startswith(KNOWN_NOTICES):
+            # Errors arrive as failure events; Dagster's error messages only repeat what they caused.
+            if log_record.levelno == logging.WARNING and not message.startswith(KNOWN_NOTICES):
                 self.on_warning(message)
             return
         finished = self.record.handle(event, log_record.created, meta.get("run_id"))
@@ -415,7 +424,7 @@ class Terminal:
         if self.json:
             print(f"warning: {_one_line(message)}", file=sys.stderr)
         else:
-            self.console.print(Text(f"warning: {_one_line(message)}", style="yellow"))
+            self.console.print(Text(f"warning: {_one_line(message)}", style="yellow"), soft_wrap=True)
 
     def finish(self, summary: RunSummary) -> int:
         """Print the summary (and the failure, last); the exit status."""
@@ -424,5 +433,5 @@ class Terminal:
         else:
             summary.render(self.console)
             if summary.failure:
-                self.console.print(Text(summary.failure_sentence(), style="bold red"))
+                self.console.print(Text(summary.failure_sentence(), style="bold red"), soft_wrap=True)
         return 0 if summary.succeeded else 1

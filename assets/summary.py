@@ -71,11 +71,13 @@ class RunSummary:
 
     def render(self, console: Console) -> None:
         overview = Table.grid(padding=(0, 2))
-        overview.add_row("data version", self.data_version or "-")
+        if self.data_version:
+            overview.add_row("data version", self.data_version)
         if self.rows:
             overview.add_row("rows", _rows_text(self.rows))
         console.print()
-        console.print(overview)
+        if overview.row_count:
+            console.print(overview)
         if self.recommenders:
             console.print(self._recommender_table())
         if self.gates:
@@ -121,17 +123,27 @@ def summary_of_runs(instance: dg.DagsterInstance, run_ids: list[str], log: Path)
     return RunSummary.from_record(record, entries[-1].timestamp - record.started_at if entries else 0.0, log)
 
 
+# Ingestion figures of raw/events, by their name in the summary.
+ROW_FIGURES = {
+    "in": "rows_in",
+    "loaded": "rows_loaded",
+    "quarantined": "rows_quarantined",
+    "files_ingested": "files_ingested",
+    "files_already_ingested": "files_already_ingested",
+    "in_warehouse": "dagster/row_count",
+}
+
+
 def _rows(meta: dict[str, Any]) -> dict[str, int]:
-    names = {"rows_in": "in", "rows_loaded": "loaded", "rows_quarantined": "quarantined"}
-    rows = {short: int(meta[key]) for key, short in names.items() if key in meta}
-    if "dagster/row_count" in meta:
-        rows["in_warehouse"] = int(meta["dagster/row_count"])
-    return rows
+    return {name: int(meta[key]) for name, key in ROW_FIGURES.items() if key in meta}
 
 
 def _rows_text(rows: dict[str, int]) -> str:
-    counts = ", ".join(f"{rows[key]:,} {key}" for key in ("in", "loaded", "quarantined") if key in rows)
-    return counts + (f" (raw.events holds {rows['in_warehouse']:,})" if "in_warehouse" in rows else "")
+    text = ", ".join(f"{rows[key]:,} {key}" for key in ("in", "loaded", "quarantined") if key in rows)
+    text += f" from {rows.get('files_ingested', 0)} new files"
+    if rows.get("files_already_ingested"):
+        text += f" ({rows['files_already_ingested']} files already ingested)"
+    return text + (f"; raw.events holds {rows['in_warehouse']:,}" if "in_warehouse" in rows else "")
 
 
 def _recommenders(assets: dict[str, dict[str, Any]], metric: str | None) -> list[dict[str, Any]]:
