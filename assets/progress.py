@@ -277,6 +277,7 @@ class ProgressDisplay:
         line.append(f"{node.status:<4}", style=style)
         line.append(f" {node.label} ".ljust(40, "."))
         line.append(f" [{node.seconds:6.1f}s] {node.failure or figure(node)}")
+        line.rstrip()
         self.console.print(line, overflow="ellipsis", no_wrap=True)
 
 
@@ -317,7 +318,7 @@ def _asset_figure(meta: dict[str, Any]) -> str:
         best = max(tests, key=tests.get)
         return f"best on test: {best} {meta['metric']} {tests[best]:.4f}"
     if "tag" in meta:
-        return f"{meta['deployment_status']} {meta['tag']}"
+        return f"{meta['deployment_status'].replace('_', ' ')} {meta['tag']}"
     if "best_baseline" in meta:
         return f"best baseline {meta['best_baseline']}"
     return ""
@@ -431,7 +432,10 @@ class Terminal:
         if self.json:
             print(summary.as_json(), file=self.stream)
         else:
-            summary.render(self.console)
+            with self.console.capture() as table:
+                summary.render(self.console)
+            # Tables pad every cell; trailing blanks only get in the way of a reader's grep.
+            self.stream.write("".join(line.rstrip() + "\n" for line in table.get().splitlines()))
             if summary.failure:
                 self.console.print(Text(summary.failure_sentence(), style="bold red"), soft_wrap=True)
         return 0 if summary.succeeded else 1

@@ -75,13 +75,13 @@ class RunSummary:
             overview.add_row("data version", self.data_version)
         if self.rows:
             overview.add_row("rows", _rows_text(self.rows))
+        sections = [overview] if overview.row_count else []
+        sections += [self._recommender_table()] if self.recommenders else []
+        sections += [self._gate_table()] if self.gates else []
+        for section in sections:
+            console.print()
+            console.print(section)
         console.print()
-        if overview.row_count:
-            console.print(overview)
-        if self.recommenders:
-            console.print(self._recommender_table())
-        if self.gates:
-            console.print(self._gate_table())
         closing = Table.grid(padding=(0, 2))
         closing.add_row("deployed", self.deployment.get("tag") or f"nothing: {self.deployment['reason']}")
         closing.add_row("total time", duration(self.seconds))
@@ -91,7 +91,7 @@ class RunSummary:
         console.print(closing)
 
     def _recommender_table(self) -> Table:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
         table.add_column("recommender")
         table.add_column("configuration", max_width=60, no_wrap=True, overflow="ellipsis")
         table.add_column(f"valid {self.metric or ''}".strip(), justify="right")
@@ -102,7 +102,7 @@ class RunSummary:
         return table
 
     def _gate_table(self) -> Table:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
         for column in ("gate", "verdict", "reason"):
             table.add_column(column)
         for gate in self.gates:
@@ -139,8 +139,11 @@ def _rows(meta: dict[str, Any]) -> dict[str, int]:
 
 
 def _rows_text(rows: dict[str, int]) -> str:
-    text = ", ".join(f"{rows[key]:,} {key}" for key in ("in", "loaded", "quarantined") if key in rows)
-    text += f" from {rows.get('files_ingested', 0)} new files"
+    if rows.get("files_ingested"):
+        text = ", ".join(f"{rows[key]:,} {key}" for key in ("in", "loaded", "quarantined") if key in rows)
+        text += f" from {rows['files_ingested']} new files"
+    else:
+        text = "no new files"
     if rows.get("files_already_ingested"):
         text += f" ({rows['files_already_ingested']} files already ingested)"
     return text + (f"; raw.events holds {rows['in_warehouse']:,}" if "in_warehouse" in rows else "")
