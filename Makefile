@@ -16,9 +16,11 @@ SHELL := /bin/bash
 # elsewhere), so a long install shows life without a flood; pip's errors pass through.
 PIP_PROGRESS = awk -v tty=$$tty '\
 	/^(ERROR|error:)/ { print; next } \
-	/^(Collecting|Requirement already satisfied)/ { n++; \
-		if (tty) printf "\r      %3d packages  %-50.50s", n, $$2; \
-		else if (n % 25 == 0) printf "      %3d packages (%s)\n", n, $$2; fflush() } \
+	/^(Collecting|Requirement already satisfied)/ { n++; name = ($$1 == "Collecting") ? $$2 : $$4; \
+		if (tty) printf "\r      %3d packages  %-50.50s", n, name; \
+		else if (n % 25 == 0) printf "      %3d packages (%s)\n", n, name; fflush() } \
+	/^Installing collected packages/ { if (tty) printf "\r%70s\r", ""; \
+		printf "      installing %d new packages...\n", NF - 3; fflush() } \
 	END { if (tty) printf "\r%70s\r", ""; printf "      %d packages in place\n", n }'
 
 .PHONY: install demo run test lint bench clean

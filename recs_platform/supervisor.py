@@ -9,12 +9,12 @@ first signal, since they may be re-parented once their own parent exits.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,11 +90,18 @@ class Supervisor:
 
 
 def _answers(url: str) -> bool:
+    """True when ``url`` answers 200. The connection is kept alive and closed by us: a server that
+    closes first (uvicorn does on ``Connection: close``) leaves its port in TIME_WAIT, and the port
+    could not be bound again for a minute after the demo stops."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
+        connection.request("GET", parts.path or "/")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()
 
 
 def _tree(pid: int) -> list[psutil.Process]:

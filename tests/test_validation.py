@@ -85,7 +85,7 @@ def test_consistent_dataset_passes(cutoffs) -> None:
 def test_an_empty_train_split_says_no_events_arrived() -> None:
     tables = dataset()
     tables["train"] = tables["train"].head(0)
-    with pytest.raises(ValidationFailure, match="the train split is empty.*landing zone empty") as caught:
+    with pytest.raises(ValidationFailure, match=r"the train split is empty.*landing zone empty") as caught:
         validate_dataset(tables, RANDOM)
     assert checks_of(caught.value.failure_cases) == {("train", "not empty")}
 
