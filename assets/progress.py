@@ -81,9 +81,6 @@ class NodeOutcome:
             return self.checks[0].check_name
         return self.name
 
-    def finish(self, status: str, at: float) -> None:
-        self.status, self.finished_at = status, at
-
     def verdict(self) -> str:
         """OK or PASS; WARN when only warning-severity checks (or an asset's own checks) failed; else FAIL."""
         failed = [check for check in self.checks if not check.passed]
@@ -99,6 +96,8 @@ class RunRecord:
 
     started_at: float = field(default_factory=time.time)
     nodes: dict[str, NodeOutcome] = field(default_factory=dict)
+    # In the order they finished; appended to only, so the display's refresh thread can read it.
+    finished: list[NodeOutcome] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
     run_failure: str | None = None
@@ -129,22 +128,19 @@ class RunRecord:
         elif event.is_step_success:
             node.seconds += at - node.step_started_at
             if node.step_produced:
-                node.finish(node.verdict(), at)
-                return node
+                return self._finish(node, node.verdict(), at)
         elif event.is_step_failure:
             node.seconds += at - node.step_started_at
             node.failure = _failure_cause(node, event)
-            node.finish("FAIL", at)
-            return node
+            return self._finish(node, "FAIL", at)
         elif event.is_step_skipped:
-            node.finish("SKIP", at)
-            return node
+            return self._finish(node, "SKIP", at)
         return None
 
-    @property
-    def finished(self) -> list[NodeOutcome]:
-        done = [node for node in self.nodes.values() if node.finished_at is not None]
-        return sorted(done, key=lambda node: node.finished_at)
+    def _finish(self, node: NodeOutcome, status: str, at: float) -> NodeOutcome:
+        node.status, node.finished_at = status, at
+        self.finished.append(node)
+        return node
 
     @property
     def failure(self) -> tuple[str, str] | None:
@@ -165,9 +161,9 @@ class RunRecord:
 
 
 def _failure_cause(node: NodeOutcome, event: dg.DagsterEvent) -> str:
-    failed_checks = [check.check_name for check in node.checks if not check.passed]
+    failed_checks = [check for check in node.checks if not check.passed]
     if failed_checks:
-        return f"{len(failed_checks)} checks failed: {', '.join(failed_checks[:5])}"
+        return _one_line("; ".join(f"{check.check_name}: {check.description}" for check in failed_checks))
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
         return _one_line(data.user_failure_data.description)
@@ -210,8 +206,9 @@ class Estimate:
     def remaining(self, record: RunRecord, now: float) -> float | None:
         if not self.previous:
             return None
-        done = [node for node in record.finished]
-        left = sum(cost for name, cost in self.previous.items() if name not in {node.name for node in done})
+        done = list(record.finished)
+        names = {node.name for node in done}
+        left = sum(cost for name, cost in self.previous.items() if name not in names)
         since = now - (done[-1].finished_at if done else record.started_at)
         return max(left - since, 0.0)
 
@@ -249,6 +246,8 @@ class ProgressDisplay:
                 TimeLeftColumn(estimate, record),
                 console=console,
                 transient=True,
+                # stdout is the log file while a run is going (dbt writes there); leave it so.
+                redirect_stdout=False,
             )
             self.task = self.progress.add_task("loading the asset graph", total=total)
 

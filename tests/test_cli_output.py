@@ -140,8 +140,7 @@ def test_the_estimate_counts_what_is_left_of_the_last_run():
     record = RunRecord(started_at=100.0)
     estimate = Estimate({"a": 10.0, "b": 20.0, "c": 30.0})
     assert estimate.remaining(record, now=100.0) == 60.0
-    record.nodes["a"] = NodeOutcome("a")
-    record.nodes["a"].finish("OK", 112.0)
+    record.finished.append(NodeOutcome("a", status="OK", finished_at=112.0))
     assert estimate.remaining(record, now=117.0) == 45.0  # b and c, less the 5 s spent since a finished
     assert estimate.remaining(record, now=200.0) == 0.0
     assert Estimate({}).remaining(record, now=117.0) is None
