@@ -4,7 +4,7 @@ recs-platform import movielens --source DIR   MovieLens-100K → landing zone (d
 recs-platform replay movielens --step week    drop MovieLens into the landing zone a week at a time
 recs-platform synth --users N --items N --events N   synthetic logs → landing zone
 recs-platform bootstrap                       MovieLens if available, else synthetic (said loudly)
-recs-platform run                             materialize the whole asset graph once
+recs-platform run [--verbose | --json]        materialize the whole asset graph once, with progress and a summary
 recs-platform serve --port 3000               the BentoML prediction API
 recs-platform status | rollback               the production pointer (deploys only go through the gates)
 recs-platform demo                            bootstrap, run, then Dagster UI + daemon + API

@@ -163,11 +163,15 @@ class RunRecord:
 def _failure_cause(node: NodeOutcome, event: dg.DagsterEvent) -> str:
     failed_checks = [check for check in node.checks if not check.passed]
     if failed_checks:
-        return _one_line("; ".join(f"{check.check_name}: {check.description}" for check in failed_checks))
+        return _one_line(_describe(failed_checks))
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
         return _one_line(data.user_failure_data.description)
     return _error_sentence(data.error)
+
+
+def _describe(checks: list[dg.AssetCheckEvaluation]) -> str:
+    return "; ".join(f"{check.check_name}: {check.description}" for check in checks)
 
 
 def _error_sentence(error: Any) -> str:
@@ -288,7 +292,7 @@ def figure(node: NodeOutcome) -> str:
         if len(node.checks) == 1:
             return node.checks[0].description or ""
         if failed:
-            return "; ".join(f"{check.check_name}: {check.description}" for check in failed)
+            return _describe(failed)
         return f"{len(node.checks)} of {len(node.checks)} passed: {', '.join(c.check_name for c in node.checks)}"
     if len(metas) > 2:
         passed = sum(check.passed for check in node.checks)
