@@ -95,22 +95,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         children.start("api", serve_command("127.0.0.1", args.api_port), env, child_logs.get("api"))
         children.start("ui", dagster_dev_command(args.ui_port), env, child_logs.get("ui"))
         print("\nstarting the API and the Dagster UI (webserver + daemon); about half a minute...", flush=True)
-        children.wait_until_serving({"api": f"{api}/readyz", "ui": f"{ui}/server_info"})
-        print(demo_links(api, ui, logs), flush=True)
+        if not children.wait_until_serving({"api": f"{api}/readyz", "ui": f"{ui}/server_info"}):
+            print(f"warning: a server is not answering yet; its log is in {logs}", file=sys.stderr)
+        print(demo_links(api, ui, child_logs), flush=True)
         stopped = children.wait_any()
-        print(f"{stopped} exited (its log: {logs / stopped}.log); stopping the others", file=sys.stderr)
+        where = f" (its log: {child_logs[stopped]})" if stopped in child_logs else ""
+        print(f"{stopped} exited{where}; stopping the others", file=sys.stderr)
     return 0
 
 
-def demo_links(api: str, ui: str, logs: Path) -> str:
+def demo_links(api: str, ui: str, child_logs: dict[str, Path]) -> str:
     """Where to look once the demo is up, printed once."""
     request = "-H 'content-type: application/json' -d '{\"user_id\": 1, \"k\": 5}'"
+    logs = f"logs        {', '.join(str(path) for path in child_logs.values())}\n" if child_logs else ""
     return (
         f"\nDagster UI  {ui}   lineage, checks, runs, evaluation tables\n"
         f"API         {api}\n"
         f"  try:      curl -s -X POST {api}/recommend {request}\n"
-        f"logs        {logs / 'api.log'}, {logs / 'ui.log'}\n"
-        "Press Ctrl-C to stop."
+        f"{logs}Press Ctrl-C to stop."
     )
 
 
