@@ -32,6 +32,7 @@ from assets.ingestion import (
 from assets.models import model_assets
 from assets.monitoring import dataset_statistics_report, feature_drift_vs_production
 from assets.online import batch_recommendations, engagement_drop, online_metrics, online_store, shadow_comparison
+from assets.progress import run_events
 from assets.resources import resources_for, sweeps_paths
 from recs_platform.sweeps import load_sweeps
 
@@ -72,6 +73,8 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
         schedules=[weekly_retrain, freshness_schedule],
         sensors=[landing_zone_sensor, retrain_on_new_data, retrain_on_engagement_drop],
         resources=resources_for(env, home),
+        # Dagster's console logger unless a run config names others; the command line names run_events.
+        loggers={**dg.default_loggers(), "run_events": run_events},
     )
 
 

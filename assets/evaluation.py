@@ -44,6 +44,7 @@ def evaluation_report(
     context.log.info("test metrics:\n" + report.markdown("test"))
     metadata: dict[str, object] = {
         "dataset_version": dataset.version,
+        "metric": gate.metric,
         "test_metrics": dg.MetadataValue.md(report.markdown("test")),
         "valid_metrics": dg.MetadataValue.md(report.markdown("valid")),
         "run_files": dg.MetadataValue.path(str(out_dir)),

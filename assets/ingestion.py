@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import RawHealthSettings, StorageResource, WarehouseResource
-from recs_platform.data.events import LANDING_KINDS, landed_files
+from recs_platform.data.events import LANDING_KINDS, RAW_TABLES, landed_files
 from recs_platform.data.ingestion import FileReport, ingest_file
 from recs_platform.data.warehouse import ensure_raw_schema
 from recs_platform.monitoring.raw_health import events_freshness, quarantine_rates
@@ -81,7 +81,10 @@ def landed_file_asset(spec: LandedFileKind) -> dg.AssetsDefinition:
             if missing:
                 context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
             reports = [ingest_file(connection, landing, path, spec.kind, now) for path in paths if path.exists()]
-        return dg.MaterializeResult(metadata={**_ingestion_metadata(reports), "files_missing": len(missing)})
+            rows = connection.execute(f"select count(*) from raw.{RAW_TABLES[spec.kind]}").fetchone()[0]
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports), "files_missing": len(missing)}
+        )
 
     return raw_files
 
@@ -98,7 +101,8 @@ raw_served_impressions = landed_file_asset(SERVING_LOGS)
     pool="warehouse",
 )
 def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
-    """Loads new or changed user and item catalog files into raw.users and raw.items."""
+    """Loads new or changed user and item catalog files into raw.users and raw.items; fails, naming the
+    folder, while a catalog has never landed (nothing downstream can be built without one)."""
     landing = storage.paths.landing
     with warehouse.connect() as connection:
         ensure_raw_schema(connection)
@@ -106,6 +110,11 @@ def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iter
         for kind, key in RAW_CATALOGS.items():
             reports = [ingest_file(connection, landing, path, kind, now) for path in landed_files(landing, kind)]
             rows = connection.execute(f"select count(*) from raw.{kind}").fetchone()[0]
+            if not rows:
+                raise dg.Failure(
+                    description=f"no {kind} catalog has landed in {landing / kind} (is the landing zone empty?); "
+                    "land one, e.g. with `recs-platform bootstrap`, and run again"
+                )
             yield dg.MaterializeResult(
                 asset_key=key, metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports)}
             )
@@ -114,7 +123,7 @@ def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iter
 def _ingestion_metadata(reports: list[FileReport]) -> dict[str, object]:
     """Counts in = counts out, per file and in total."""
     frame = pd.DataFrame([report.as_dict() for report in reports], columns=list(FileReport.__dataclass_fields__))
-    new = frame[~frame.skipped]
+    new = frame[~frame.skipped.astype(bool)]
     columns = ["source_file", "rows_in", "rows_loaded", "rows_quarantined", "reasons"]
     return {
         "files": len(frame),

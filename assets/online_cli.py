@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -16,11 +16,13 @@ import dagster as dg
 import httpx
 import pandas as pd
 
+from assets.progress import EventRouter, RunRecord, run_logging
 from recs_platform.cli import Commands, movielens_dir
 from recs_platform.data import movielens
 from recs_platform.data.events import landed_files, write_landing_file
 from recs_platform.data.warehouse import connect
 from recs_platform.evaluation.metrics import parse_metric
+from recs_platform.files import write_json_atomically
 from recs_platform.monitoring.online import engagement_drop, online_metrics, read_online_tables
 from recs_platform.online.simulator import WEEK, Day, Simulator, simulation_days, weekly_table
 from recs_platform.online.store import read_pointer
@@ -61,9 +63,35 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     start = data.events.timestamp.min().normalize() + args.start_week * WEEK
     weeks, users_per_day = (FAST["weeks"], FAST["users_per_day"]) if args.fast else (args.weeks, args.users_per_day)
     inprocess = args.inprocess or args.fast
-    graph = InProcessGraph() if inprocess else None
+    log = paths.logs / f"simulate-{datetime.now():%Y%m%d-%H%M%S}.log"
+    out = sys.stdout  # the runs' own output goes to the log, unless --verbose
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    with run_logging(log, EventRouter(RunRecord(), None, say), args.verbose) as loggers:
+        report = simulate(args, data, start, weeks, users_per_day, InProcessGraph(loggers) if inprocess else None, say)
+    say(report["table"])
+    say(f"\nretrains: {len(report['retrains'])}")
+    for retrain in report["retrains"]:
+        say(f"  {retrain}")
+    say(f"full log: {log}")
+    return 0
+
+
+def simulate(
+    args: argparse.Namespace,
+    data: movielens.MovieLens,
+    start: pd.Timestamp,
+    weeks: int,
+    users_per_day: int | None,
+    graph: InProcessGraph | None,
+    say: Callable[[str], None],
+) -> dict:
+    """Warm up an empty home, replay the days, and write ``online/simulation.json``."""
+    paths = PlatformPaths.from_env()
     if not landed_files(paths.landing, "events"):
-        warm_up(data, start, paths, graph)
+        warm_up(data, start, paths, graph, say)
     days = list(simulation_days(data.events, start, weeks))[: FAST["days"] if args.fast else None]
     last_of_week = {max(d.date for d in days if d.week == w) for w in {d.week for d in days}}
     retrains: list[dict] = []
@@ -71,33 +99,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     def settle(day: Day) -> None:
         if graph is None:
-            wait_for_online_store(paths, args.settle_timeout_s)
+            wait_for_online_store(paths, args.settle_timeout_s, say)
         else:
             graph.ingest_events()
             if day.date in last_of_week:
                 retrains.append({"week": day.week, **graph.end_of_week()})
 
-    with api_url(args.api, paths, start_own=inprocess) as url:
-        served = Simulator(url, paths.landing, settle, args.k, users_per_day).run(days, "ml100k")
+    with api_url(args.api, paths, start_own=graph is not None) as url:
+        served = Simulator(url, paths.landing, settle, args.k, users_per_day, log=say).run(days, "ml100k")
     if graph is None:
         retrains = daemon_retrains(started)
     table = weekly_table(served, data.events, args.k)
     report = {"weeks": json.loads(table.to_json(orient="records")), "retrains": retrains}
-    (paths.online).mkdir(parents=True, exist_ok=True)
-    (paths.online / "simulation.json").write_text(json.dumps(report, indent=2, default=str))
-    print(table.to_markdown(index=False, floatfmt=".4f"))
-    print(f"\nretrains: {len(retrains)}")
-    for retrain in retrains:
-        print(f"  {retrain}")
-    return 0
+    write_json_atomically(paths.online / "simulation.json", report)
+    return {**report, "table": table.to_markdown(index=False, floatfmt=".4f")}
 
 
-def warm_up(data: movielens.MovieLens, start: pd.Timestamp, paths: PlatformPaths, graph: InProcessGraph | None) -> None:
+def warm_up(
+    data: movielens.MovieLens,
+    start: pd.Timestamp,
+    paths: PlatformPaths,
+    graph: InProcessGraph | None,
+    say: Callable[[str], None],
+) -> None:
     """Land the catalogs and every event before ``start``; in-process, train the first model."""
     movielens.write_catalogs(data, paths.landing)
     for name, frame in movielens.daily_event_files(data.events[data.events.timestamp < start]):
         write_landing_file(frame, paths.landing, "events", name)
-    print(f"landed the catalogs and the events before {start:%Y-%m-%d}")
+    say(f"landed the catalogs and the events before {start:%Y-%m-%d}; training the first model")
     if graph is not None:
         graph.train("initial model")
 
@@ -105,22 +134,23 @@ def warm_up(data: movielens.MovieLens, start: pd.Timestamp, paths: PlatformPaths
 class InProcessGraph:
     """The graph driven from this process, for runs without a Dagster daemon (CI, ``--fast``)."""
 
-    def __init__(self) -> None:
-        from assets.definitions import defs
+    def __init__(self, loggers: dict) -> None:
+        from assets.definitions import build_definitions
 
-        self.defs = defs
+        self.defs = build_definitions()
         self.instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        self.loggers = loggers
 
     def ingest_events(self) -> None:
         from assets.ingestion import EVENTS
         from assets.runner import ingest_landed
 
-        ingest_landed(self.defs, self.instance, PlatformPaths.from_env(), EVENTS)
+        ingest_landed(self.defs, self.instance, PlatformPaths.from_env(), EVENTS, {"loggers": self.loggers})
 
     def train(self, reason: str, tags: dict[str, str] | None = None) -> dict:
         from assets.runner import materialize_all
 
-        result = materialize_all(self.defs, self.instance, PlatformPaths.from_env(), tags=tags)
+        result = materialize_all(self.defs, self.instance, PlatformPaths.from_env(), tags=tags, loggers=self.loggers)
         deployed = [
             e.materialization.metadata
             for e in result.get_asset_materialization_events()
@@ -135,7 +165,7 @@ class InProcessGraph:
         from assets.ingestion import SERVING_LOGS
         from assets.runner import ingest_landed
 
-        ingest_landed(self.defs, self.instance, PlatformPaths.from_env(), SERVING_LOGS)
+        ingest_landed(self.defs, self.instance, PlatformPaths.from_env(), SERVING_LOGS, {"loggers": self.loggers})
         sensor = self.defs.resolve_sensor_def("retrain_on_engagement_drop")
         request = sensor(dg.build_sensor_context(instance=self.instance))
         if isinstance(request, dg.RunRequest):
@@ -143,7 +173,7 @@ class InProcessGraph:
         return self.train("new data")
 
 
-def wait_for_online_store(paths: PlatformPaths, timeout_s: float) -> None:
+def wait_for_online_store(paths: PlatformPaths, timeout_s: float, say: Callable[[str], None]) -> None:
     """Until the daemon's ingestion run exported an online store newer than the files just landed."""
     landed_at = datetime.now(UTC)
     deadline = time.monotonic() + timeout_s
@@ -153,7 +183,7 @@ def wait_for_online_store(paths: PlatformPaths, timeout_s: float) -> None:
             time.sleep(float(os.environ.get("RECS_RELOAD_INTERVAL_S", 2.0)) + 0.5)  # the API's next poll
             return
         time.sleep(2)
-    print(f"the online store was not refreshed within {timeout_s:.0f} s; is `dagster dev` running? continuing")
+    say(f"the online store was not refreshed within {timeout_s:.0f} s; is `dagster dev` running? continuing")
 
 
 def daemon_retrains(since: datetime) -> list[dict]:
@@ -202,6 +232,7 @@ def add_online_commands(commands: Commands) -> None:
     simulate.add_argument("--fast", action="store_true", help=f"a small in-process slice: {FAST}")
     simulate.add_argument("--settle-timeout-s", type=float, default=300.0, help="wait for the daemon per day")
     simulate.add_argument("--source", help="MovieLens folder (default: $RECS_MOVIELENS_DIR)")
+    simulate.add_argument("--verbose", action="store_true", help="also stream the runs' Dagster events")
     simulate.set_defaults(handler=cmd_simulate)
     report = commands.add_parser("online-report", help="online metrics per model version and day")
     report.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,14 +13,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
+from recs_platform.console import track
 from recs_platform.data import movielens
 from recs_platform.data.events import landed_files
 from recs_platform.settings import PlatformPaths
 
 DEFAULT_MOVIELENS_DIR = "data/ml-100k"
 SERVICE = "recs_platform.serving.service:RecommenderService"
+MOVIELENS_FILES = partial(track, description="MovieLens-100K", unit="files")
 
 
 def movielens_dir(value: str | None) -> Path:
@@ -29,17 +32,19 @@ def movielens_dir(value: str | None) -> Path:
 
 def cmd_import(args: argparse.Namespace) -> int:
     source = movielens.ensure(movielens_dir(args.source), allow_download=not args.no_download)
-    written = movielens.import_to_landing(source, PlatformPaths.from_env().landing)
-    print(f"imported MovieLens-100K from {source}: {len(written)} files in {PlatformPaths.from_env().landing}")
+    landing = PlatformPaths.from_env().landing
+    written = movielens.import_to_landing(source, landing, MOVIELENS_FILES)
+    print(f"imported MovieLens-100K from {source}: {len(written)} files in {landing}")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     source = movielens.ensure(movielens_dir(args.source), allow_download=not args.no_download)
     landing = PlatformPaths.from_env().landing
-    for number, written in enumerate(movielens.replay_to_landing(source, landing, args.step, args.interval_s)):
-        label = "catalogs" if number == 0 else f"{args.step} {number}"
-        print(f"landed {label}: {len(written)} files", flush=True)
+    steps = partial(track, description=f"replaying MovieLens-100K every {args.interval_s:g}s", unit=f"{args.step}s")
+    landed = movielens.replay_to_landing(source, landing, args.step, args.interval_s, track=steps)
+    total = sum(len(written) for written in landed)
+    print(f"replay done: {total} files landed in {landing}")
     return 0
 
 
@@ -49,8 +54,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     config = synthetic.SyntheticConfig(
         n_users=args.users, n_items=args.items, n_events=args.events, seed=args.seed, days=args.days
     )
-    written = synthetic.write_to_landing(synthetic.generate(config), PlatformPaths.from_env().landing)
-    print(f"generated {args.events} synthetic events: {len(written)} files in {PlatformPaths.from_env().landing}")
+    landing = PlatformPaths.from_env().landing
+    print(f"generating {args.events:,} events for {args.users:,} users and {args.items:,} items", flush=True)
+    files = partial(track, description="synthetic events", unit="files")
+    written = synthetic.write_to_landing(synthetic.generate(config), landing, track=files)
+    print(f"generated {args.events} synthetic events: {len(written)} files in {landing}")
     return 0
 
 
@@ -71,7 +79,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
             f"FALLING BACK TO THE BUILT-IN SYNTHETIC GENERATOR: the demo runs on synthetic data.\n{banner}"
         )
         return cmd_synth(argparse.Namespace(users=943, items=1682, events=100_000, seed=7, days=210))
-    written = movielens.import_to_landing(source, landing)
+    written = movielens.import_to_landing(source, landing, MOVIELENS_FILES)
     print(f"landed MovieLens-100K from {source}: {len(written)} files")
     return 0
 

@@ -58,6 +58,11 @@ class PlatformPaths:
         return self.registry / "aliases.json"
 
     @property
+    def logs(self) -> Path:
+        """Full logs of the command line's graph runs and of the demo's servers."""
+        return self.home / "logs"
+
+    @property
     def serving_logs(self) -> Path:
         return self.landing / "serving_logs"
 

@@ -12,12 +12,15 @@ which, unlike SIGINT, a process launched in the background cannot have inherited
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import psutil
@@ -34,10 +37,30 @@ class Supervisor:
     grace_s: float = 20.0
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start(self, name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
-        process = subprocess.Popen(list(command), env=env, start_new_session=True)
+    def start(
+        self, name: str, command: Sequence[str], env: dict[str, str], log: Path | None = None
+    ) -> subprocess.Popen:
+        """Start ``command``; its output goes to ``log`` (appended) when given, else to this terminal."""
+        with contextlib.ExitStack() as stack:
+            output = None
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                output = stack.enter_context(log.open("ab"))
+            process = subprocess.Popen(
+                list(command), env=env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT if log else None
+            )
         self.children[name] = process
         return process
+
+    def wait_until_serving(self, urls: dict[str, str], timeout_s: float = 300.0, poll_s: float = 1.0) -> bool:
+        """Wait until each named child's URL answers 200; False if one exits or time runs out first."""
+        deadline = time.monotonic() + timeout_s
+        for name, url in urls.items():
+            while not _answers(url):
+                if self.children[name].poll() is not None or time.monotonic() > deadline:
+                    return False
+                time.sleep(poll_s)
+        return True
 
     def wait_any(self, poll_s: float = 1.0) -> str:
         """Block until a child exits; returns its name."""
@@ -67,6 +90,21 @@ class Supervisor:
             _signal_group(process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(5)
+
+
+def _answers(url: str) -> bool:
+    """True when ``url`` answers 200. The connection is kept alive and closed by us: a server that
+    closes first (uvicorn does on ``Connection: close``) leaves its port in TIME_WAIT, and the port
+    could not be bound again for a minute after the demo stops."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+    try:
+        connection.request("GET", parts.path or "/")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def _tree(pid: int) -> list[psutil.Process]:

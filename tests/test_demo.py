@@ -1,7 +1,9 @@
-"""``recs-platform demo`` stops everything it started: SIGTERM to the demo process alone ends the
-API workers, the webserver, the daemon and the code servers, and frees both ports."""
+"""``recs-platform demo`` prints the run's summary and its links once both servers answer, and stops
+everything it started: SIGTERM to the demo process alone ends the API workers, the webserver, the
+daemon and the code servers, and frees both ports."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,6 +33,13 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float, log: Path) -
             pass
         time.sleep(1)
     raise TimeoutError(f"{url} not up after {timeout_s}s:\n{log.read_text()[-4000:]}")
+
+
+def wait_for_text(log: Path, text: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return log.read_text()
 
 
 def port_is_free(port: int) -> bool:
@@ -66,6 +75,10 @@ def test_sigterm_to_the_demo_stops_every_child_and_frees_both_ports(demo_home):
     try:
         wait_for(f"http://127.0.0.1:{api_port}/readyz", demo, 600, log)
         wait_for(f"http://127.0.0.1:{ui_port}/server_info", demo, 180, log)
+        shown = wait_for_text(log, "Press Ctrl-C to stop.", 30)
+        assert re.search(r"^deployed +recs-recommender:\w+$", shown, re.M)  # the run's summary
+        assert f"curl -s -X POST http://127.0.0.1:{api_port}/recommend" in shown
+        assert re.search(rf"^Dagster UI +http://127.0.0.1:{ui_port}\b", shown, re.M)
         children = psutil.Process(demo.pid).children(recursive=True)
         names = " ".join(" ".join(child.cmdline()) for child in children)
         assert "bentoml" in names and "dagster" in names

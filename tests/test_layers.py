@@ -14,7 +14,7 @@ LIBRARY = REPO / "recs_platform"
 # Lowest first. A module may import its own layer and the layers before it, never one after it.
 LAYERS = (
     ("base", ("recs_platform", "recs_platform.settings", "recs_platform.versioning", "recs_platform.artifacts",
-              "recs_platform.supervisor", "recs_platform.files")),
+              "recs_platform.supervisor", "recs_platform.files", "recs_platform.console")),
     ("data", ("recs_platform.data",)),
     ("validation", ("recs_platform.validation",)),
     ("models", ("recs_platform.models",)),

@@ -82,6 +82,14 @@ def test_consistent_dataset_passes(cutoffs) -> None:
     pd.testing.assert_series_equal(validated["test"].timestamp, dataset()["test"].timestamp, check_dtype=False)
 
 
+def test_an_empty_train_split_says_no_events_arrived() -> None:
+    tables = dataset()
+    tables["train"] = tables["train"].head(0)
+    with pytest.raises(ValidationFailure, match=r"the train split is empty.*landing zone empty") as caught:
+        validate_dataset(tables, RANDOM)
+    assert checks_of(caught.value.failure_cases) == {("train", "not empty")}
+
+
 def test_extra_columns_are_filtered() -> None:
     tables = dataset()
     tables["train"] = tables["train"].assign(rating=5)

@@ -8,7 +8,9 @@ any number of context columns, as Parquet, CSV or JSON lines.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,6 +24,9 @@ LANDING_KINDS = ("events", "users", "items", "serving_logs")
 # The raw table each kind of landed file is loaded into.
 RAW_TABLES = {"events": "events", "users": "users", "items": "items", "serving_logs": "served_impressions"}
 SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+
+# Walks a sequence of work items, e.g. behind a progress bar; plain ``iter`` shows nothing.
+Track = Callable[[Sequence[Any]], Iterable[Any]]
 
 
 def landing_dir(landing: Path, kind: str) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_platform.data.events import write_landing_file
+from recs_platform.data.events import Track, write_landing_file
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,12 @@ def daily_event_files(events: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]
         yield f"ml100k-{day}", frame
 
 
-def import_to_landing(source: Path, landing: Path) -> list[Path]:
-    """Convert MovieLens-100K into one event file per day plus user and item catalogs."""
+def import_to_landing(source: Path, landing: Path, track: Track = iter) -> list[Path]:
+    """Convert MovieLens-100K into one event file per day plus user and item catalogs; ``track``
+    walks the daily files (e.g. behind a progress bar)."""
     movielens = read(source)
     written = write_catalogs(movielens, landing)
-    for name, frame in daily_event_files(movielens.events):
+    for name, frame in track(list(daily_event_files(movielens.events))):
         written.append(write_landing_file(frame, landing, "events", name))
     return written
 
@@ -156,11 +157,13 @@ def replay_to_landing(
     step: str = "week",
     interval_s: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
+    track: Track = iter,
 ) -> Iterator[list[Path]]:
     """Drop MovieLens into the landing zone one ``step`` (day or week) at a time, as if it were live.
 
-    Catalogs land first; then each step's daily files land together, ``interval_s`` apart. File
-    names match ``import_to_landing``, so a replay over an imported landing zone changes nothing.
+    Catalogs land first; then each step's daily files land together, ``interval_s`` apart
+    (``track`` walks the steps). File names match ``import_to_landing``, so a replay over an
+    imported landing zone changes nothing.
     """
     if step not in REPLAY_STEPS:
         raise ValueError(f"step must be one of {sorted(REPLAY_STEPS)}, got {step!r}")
@@ -168,6 +171,6 @@ def replay_to_landing(
     yield write_catalogs(movielens, landing)
     start = movielens.events.timestamp.min().normalize()
     period = (movielens.events.timestamp - start) // pd.Timedelta(days=REPLAY_STEPS[step])
-    for _, chunk in movielens.events.groupby(period, sort=True):
+    for chunk in track([chunk for _, chunk in movielens.events.groupby(period, sort=True)]):
         sleep(interval_s)
         yield [write_landing_file(frame, landing, "events", name) for name, frame in daily_event_files(chunk)]

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from recs_platform.data.events import write_landing_file
+from recs_platform.data.events import Track, write_landing_file
 from recs_platform.data.movielens import GENRES as MOVIELENS_GENRES
 
 GENRES = MOVIELENS_GENRES[1:]  # the 18 real genres, without "unknown"
@@ -135,14 +135,17 @@ def generate(config: SyntheticConfig) -> Synthetic:
     return Synthetic(events=events, users=users.frame, items=items.frame)
 
 
-def write_to_landing(synthetic: Synthetic, landing: Path, name_prefix: str = "synthetic") -> list[Path]:
-    """Write user and item catalogs plus one events file per day, like ``import_to_landing``."""
+def write_to_landing(
+    synthetic: Synthetic, landing: Path, name_prefix: str = "synthetic", track: Track = iter
+) -> list[Path]:
+    """Write user and item catalogs plus one events file per day, like ``import_to_landing``;
+    ``track`` walks the daily files."""
     written = [
         write_landing_file(synthetic.users, landing, "users", f"{name_prefix}-users"),
         write_landing_file(synthetic.items, landing, "items", f"{name_prefix}-items"),
     ]
     days = synthetic.events.timestamp.dt.strftime("%Y-%m-%d")
-    for day, frame in synthetic.events.groupby(days, sort=True):
+    for day, frame in track(list(synthetic.events.groupby(days, sort=True))):
         written.append(write_landing_file(frame, landing, "events", f"{name_prefix}-{day}"))
     return written
 

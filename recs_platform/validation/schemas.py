@@ -123,6 +123,12 @@ def validate_dataset(tables: dict[str, pd.DataFrame], cutoffs: dict[str, object]
     ``cutoffs`` holds ``split_protocol`` and, for the temporal protocol, ``valid_cutoff`` and
     ``test_cutoff``.
     """
+    if tables["train"].empty:
+        raise ValidationFailure(
+            "the train split is empty: no usable events reached the warehouse (is the landing zone empty?); "
+            "land event files, e.g. with `recs-platform bootstrap`, and run again",
+            pd.DataFrame({"table": ["train"], "check": ["not empty"], "failure_case": ["0 rows"]}),
+        )
     failures: list[pd.DataFrame] = []
     users = _run(USER_FEATURES, tables["users"], "users", failures)
     items = _run(ITEM_FEATURES, tables["items"], "items", failures)
