@@ -153,10 +153,16 @@ class RunRecord:
         return None
 
     def costs(self) -> dict[str, float]:
-        """Wall seconds each finished node added, from the previous finish (or the start) to its own."""
+        """Wall seconds each finished node added, from the previous finish (or the start) to its own.
+
+        Events reach the record in the order they are read, which across steps and runs need not be
+        the order they happened in, so the finishes are sorted first; a node finished again by a
+        later run of the session appears once."""
         costs, previous = {}, self.started_at
-        for node in self.finished:
-            costs[node.name], previous = node.finished_at - previous, node.finished_at
+        unique = {node.name: node for node in self.finished}.values()
+        for node in sorted(unique, key=lambda node: node.finished_at):
+            costs[node.name] = max(node.finished_at - previous, 0.0)
+            previous = max(previous, node.finished_at)
         return costs
 
 

@@ -152,3 +152,13 @@ def test_synth_and_import_show_progress_over_files(tmp_path, monkeypatch, capsys
     out = capsys.readouterr().out
     quarters = re.findall(r"^synthetic events: (\d+)/(\d+) files \([\d.]+s\)$", out, re.M)
     assert [int(done) for done, _ in quarters] == [2, 4, 6, 8] and {total for _, total in quarters} == {"8"}
+
+
+def test_costs_never_go_negative_when_finishes_arrive_out_of_order():
+    record = RunRecord(started_at=100.0)
+    late, early = NodeOutcome("train"), NodeOutcome("ingest")
+    record._finish(late, "OK", 130.0)
+    record._finish(early, "OK", 110.0)
+    record._finish(late, "OK", 140.0)  # a node that a later run of the same session finished again
+    assert record.costs() == {"ingest": 10.0, "train": 30.0}
+    assert Estimate(record.costs()).total == 40.0

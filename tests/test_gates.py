@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from recs_platform.evaluation.gates import GateResult, baseline_gate, champion_gate, threshold_gate
@@ -11,6 +13,17 @@ METRIC = "ndcg@10"
 
 def scores(value: float) -> dict[str, float]:
     return {METRIC: value, "recall@10": 0.5}
+
+
+@dataclass(frozen=True)
+class Champion:
+    test: dict[str, float]
+    tag: str = "ease-20261201"
+    recommender: str = "ease"
+
+
+def champion(value: float) -> Champion:
+    return Champion(scores(value))
 
 
 # -- threshold ------------------------------------------------------------------------------------
@@ -86,31 +99,32 @@ def test_champion_gate_passes_without_champion() -> None:
 
 
 def test_champion_gate_passes_within_tolerance() -> None:
-    result = champion_gate(scores(0.295), scores(0.30), METRIC, tolerance=0.01)
+    result = champion_gate(scores(0.295), champion(0.30), METRIC, tolerance=0.01)
     assert result.passed
     assert result.required == pytest.approx(0.29)
     assert "is within" in result.description
+    assert "ease-20261201 (ease refit on the same training rows: 0.3000)" in result.description
 
 
 def test_champion_gate_fails_beyond_tolerance() -> None:
-    result = champion_gate(scores(0.28), scores(0.30), METRIC, tolerance=0.01)
+    result = champion_gate(scores(0.28), champion(0.30), METRIC, tolerance=0.01)
     assert not result.passed
     assert "regresses beyond" in result.description
 
 
 def test_champion_gate_exactly_at_tolerance_passes() -> None:
     # 0.25 - 0.125 is exact in binary floating point, so the boundary is tested exactly.
-    assert champion_gate(scores(0.125), scores(0.25), METRIC, tolerance=0.125).passed
-    assert not champion_gate(scores(0.124), scores(0.25), METRIC, tolerance=0.125).passed
+    assert champion_gate(scores(0.125), champion(0.25), METRIC, tolerance=0.125).passed
+    assert not champion_gate(scores(0.124), champion(0.25), METRIC, tolerance=0.125).passed
 
 
 def test_champion_gate_zero_tolerance_allows_a_tie_but_no_drop() -> None:
-    assert champion_gate(scores(0.30), scores(0.30), METRIC, tolerance=0.0).passed
-    assert not champion_gate(scores(0.2999), scores(0.30), METRIC, tolerance=0.0).passed
+    assert champion_gate(scores(0.30), champion(0.30), METRIC, tolerance=0.0).passed
+    assert not champion_gate(scores(0.2999), champion(0.30), METRIC, tolerance=0.0).passed
 
 
 def test_champion_gate_improvement_passes() -> None:
-    assert champion_gate(scores(0.40), scores(0.30), METRIC, tolerance=0.0).passed
+    assert champion_gate(scores(0.40), champion(0.30), METRIC, tolerance=0.0).passed
 
 
 def test_gate_result_is_frozen() -> None:
