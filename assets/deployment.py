@@ -73,7 +73,9 @@ def deployment(
     (champion, or a challenger for shadow traffic first) at it.
 
     Runs only after every blocking gate on the candidate passed; the gates are evaluated once
-    more here so that a deploy can never happen unchecked, even when launched on its own.
+    more here so that a deploy can never happen unchecked, even when launched on its own. The
+    registered bundle must then load and answer smoke requests in a separate process before the
+    alias moves; a refusal fails the asset with the reason in one sentence.
     """
     with tempfile.TemporaryDirectory() as scratch:
         outcome = deploy(
@@ -91,13 +93,14 @@ def deployment(
     )
     if not outcome.deployed:
         raise dg.Failure(
-            description="deployment refused by the gates; the champion keeps serving",
-            metadata={"gates": dg.MetadataValue.md(gates_md)},
+            description=f"deployment refused: {outcome.reason}; the {promotion.promote_as} alias did not move",
+            metadata={"reason": outcome.reason, "gates": dg.MetadataValue.md(gates_md)},
         )
     context.log.info(f"{outcome.status}: {outcome.record.tag}")
     return dg.MaterializeResult(
         metadata={
             "deployment_status": outcome.status,
+            "reason": outcome.reason,
             "tag": outcome.record.tag,
             "alias": outcome.record.alias,
             "gates": dg.MetadataValue.md(gates_md),

@@ -17,6 +17,7 @@ from recs_platform.data import warehouse
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.registry import CHALLENGER, CHAMPION, ModelRegistry
+from recs_platform.serving.verify import verify_in_subprocess
 from recs_platform.settings import PlatformPaths
 
 
@@ -43,13 +44,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class RegistryResource(dg.ConfigurableResource):
-    """The BentoML model store, the aliases over its tags and their history."""
+    """The BentoML model store, the aliases over its tags and their history. An alias only moves to
+    a bundle that loads and answers smoke requests in a separate process."""
 
     store_dir: str = Field(description="BentoML model store folder (BENTOML_HOME/models).")
     registry_dir: str = Field(description="Folder of aliases.json (champion, challengers) and history.jsonl.")
 
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(Path(self.store_dir), Path(self.registry_dir))
+        return ModelRegistry(Path(self.store_dir), Path(self.registry_dir), verifier=verify_in_subprocess)
 
 
 class SplitSettings(dg.ConfigurableResource):

@@ -12,7 +12,7 @@ from recs_platform.evaluation.metrics import parse_metric
 from recs_platform.evaluation.report import EvaluationReport, ModelScores
 from recs_platform.models.base import load_recommender
 from recs_platform.models.popularity import PopularityRecommender
-from recs_platform.registry import CHAMPION, AliasRecord, ModelRegistry, write_bundle
+from recs_platform.registry import CHAMPION, AliasRecord, BundleRefused, ModelRegistry, write_bundle
 from recs_platform.training import fit_recommender
 
 FALLBACK = "popularity"
@@ -33,11 +33,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class DeploymentOutcome:
-    """What the deployment did: ``status`` is deployed, already_serving or refused."""
+    """What the deployment did: ``status`` is deployed, already_serving or refused; ``reason`` says
+    why in one sentence."""
 
     status: str
     gates: dict[str, GateResult]
     record: AliasRecord | None
+    reason: str
 
     @property
     def deployed(self) -> bool:
@@ -110,10 +112,11 @@ def deploy(
     alias: str = CHAMPION,
 ) -> DeploymentOutcome:
     """Register the candidate's bundle and point ``alias`` at it (the champion, or a challenger that
-    first sees shadow traffic) if, and only if, every gate passes."""
+    first sees shadow traffic) if, and only if, every gate passes and, when ``registry`` has a
+    verifier, the registered bundle loads and answers its smoke requests."""
     gates = evaluate_gates(candidate, dataset, registry, metric, floor, tolerance)
-    if not all(g.passed for g in gates.values()):
-        return DeploymentOutcome("refused", gates, None)
+    if failed := [name for name, g in gates.items() if not g.passed]:
+        return DeploymentOutcome("refused", gates, None, f"the gates refused it ({', '.join(failed)})")
     model = load_recommender(Path(candidate.scores.artifact_path))
     fallback = load_recommender(Path(candidate.baselines[FALLBACK].artifact_path))
     assert isinstance(fallback, PopularityRecommender)
@@ -132,14 +135,17 @@ def deploy(
     current = registry.aliases().get(alias)
     if current is not None and _same_provenance(registry.metadata(current.tag), metadata):
         # A rerun on unchanged data, code and config trains the same model; don't register a copy.
-        return DeploymentOutcome("already_serving", gates, current)
+        return DeploymentOutcome("already_serving", gates, current, f"{alias} already names {current.tag}, trained on the same data, code and config")
     items = dataset.load()["items"]
     bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata, segment=segment_model)
     tag = registry.register(
         bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version}
     )
-    record = registry.promote(tag, "all deployment gates passed", candidate.scores.test, by="deployment", alias=alias)
-    return DeploymentOutcome("deployed", gates, record)
+    try:
+        record = registry.promote(tag, "all deployment gates passed", candidate.scores.test, by="deployment", alias=alias)
+    except BundleRefused as refusal:
+        return DeploymentOutcome("refused", gates, None, str(refusal))
+    return DeploymentOutcome("deployed", gates, record, f"{alias} now names {tag}")
 
 
 def _same_provenance(serving: dict, candidate: dict) -> bool:

@@ -7,6 +7,11 @@ way a bundle starts or stops serving: the alias file (``aliases.json``) is repla
 a serving process that polls it swaps models without a restart, and each move appends one line to
 ``history.jsonl`` saying which tag, when, why and by whom. A lock file serialises movers (a
 deployment run and an admin action may act at once).
+
+Nothing unverified is promoted: given a ``verifier`` (the platform's registries get
+``recs_platform.serving.verify.verify_in_subprocess``), an alias only moves to a tag whose bundle
+loads and answers smoke requests; a refusal raises ``BundleRefused`` and appends a line to
+``refusals.jsonl``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +39,13 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 ALIASES_FILE = "aliases.json"
 HISTORY_FILE = "history.jsonl"
+REFUSALS_FILE = "refusals.jsonl"
+# Given a bundle's directory and tag: None when it may serve, else one sentence saying why not.
+Verifier = Callable[[Path, str], str | None]
+
+
+class BundleRefused(RuntimeError):
+    """Verification refused to point an alias at a bundle; the message says why in one sentence."""
 
 
 @dataclass
@@ -66,12 +78,24 @@ class HistoryEntry:
     shadow_share: float | None = None
 
 
+@dataclass
+class Refusal:
+    """An alias move that verification refused: the alias stayed where it was."""
+
+    at: str
+    alias: str
+    tag: str
+    reason: str
+    by: str
+
+
 class ModelRegistry:
     """Register bundles, point aliases at them, roll back, and load what an alias names."""
 
-    def __init__(self, store_dir: Path, registry_dir: Path) -> None:
+    def __init__(self, store_dir: Path, registry_dir: Path, verifier: Verifier | None = None) -> None:
         self.store_dir = Path(store_dir)
         self.registry_dir = Path(registry_dir)
+        self.verifier = verifier
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._store = ModelStore(str(self.store_dir))
 
@@ -82,6 +106,10 @@ class ModelRegistry:
     @property
     def history_path(self) -> Path:
         return self.registry_dir / HISTORY_FILE
+
+    @property
+    def refusals_path(self) -> Path:
+        return self.registry_dir / REFUSALS_FILE
 
     # -- bundles -------------------------------------------------------------------------------
     def register(self, bundle_dir: Path, metadata: dict[str, Any], labels: dict[str, str]) -> str:
@@ -131,10 +159,14 @@ class ModelRegistry:
         metrics: dict[str, float] | None = None,
         shadow_share: float | None = None,
     ) -> AliasRecord:
-        """Point ``alias`` at ``tag`` (which must be registered) and record the move."""
+        """Point ``alias`` at ``tag`` (which must be registered, and pass verification when it is a
+        move) and record the move."""
         if alias != CHAMPION and not alias.startswith(CHALLENGER):
             raise ValueError(f"alias {alias!r} is neither {CHAMPION!r} nor starts with {CHALLENGER!r}")
         self._store.get(tag)  # fails loudly for a tag that is not in the store
+        current = self.aliases().get(alias)
+        if current is None or current.tag != tag:  # a share change on the same tag is no move
+            self._verify(alias, tag, by)
         with self._locked():
             aliases = self.aliases()
             previous = aliases.get(alias)
@@ -197,6 +229,26 @@ class ModelRegistry:
             return []
         entries = [HistoryEntry(**json.loads(line)) for line in self.history_path.read_text().splitlines() if line]
         return [entry for entry in entries if alias is None or entry.alias == alias]
+
+    def refusals(self) -> list[Refusal]:
+        """Every refused move, oldest first."""
+        if not self.refusals_path.exists():
+            return []
+        return [Refusal(**json.loads(line)) for line in self.refusals_path.read_text().splitlines() if line]
+
+    def _verify(self, alias: str, tag: str, by: str) -> None:
+        """Raise ``BundleRefused`` (and record why) when the verifier refuses ``tag``.
+
+        Runs outside the lock: loading a bundle takes seconds and must not hold up other movers.
+        """
+        if self.verifier is None:
+            return
+        reason = self.verifier(self.bundle_path(tag), tag)
+        if reason is None:
+            return
+        with self._locked(), self.refusals_path.open("a", encoding="utf-8") as refusals:
+            refusals.write(json.dumps(asdict(Refusal(_now(), alias, tag, reason, by))) + "\n")
+        raise BundleRefused(reason)
 
     def load_production(self) -> ServingBundle:
         """Load the bundle the champion alias names."""

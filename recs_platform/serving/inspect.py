@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS, PromotionRefused, promote_challenger
 from recs_platform.experiments import experiments_table
-from recs_platform.registry import CHAMPION, ModelRegistry, ServingBundle
+from recs_platform.registry import CHAMPION, BundleRefused, ModelRegistry, ServingBundle
 from recs_platform.serving.answer import Request, answer
 from recs_platform.serving.model import ProductionModel
 from recs_platform.settings import PlatformPaths
@@ -336,6 +336,8 @@ def build_app(inspector: Callable[[], Inspector]) -> Starlette:
             return JSONResponse(inspect.act(request.path_params["action"], body, by=f"admin via /inspect ({client})"))
         except PromotionRefused as refusal:
             return JSONResponse({"error": f"the shadow gate refused: {refusal}"}, status_code=409)
+        except BundleRefused as refusal:
+            return JSONResponse({"error": str(refusal)}, status_code=409)
         except (KeyError, LookupError, ValueError, TypeError, json.JSONDecodeError) as problem:
             return JSONResponse({"error": str(problem)}, status_code=400)
 

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 from recs_platform.online.store import OnlineStore, read_pointer
 from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
 from recs_platform.registry.store import ModelRegistry
+from recs_platform.serving.verify import verify_in_subprocess
 from recs_platform.settings import PlatformPaths
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ Value = TypeVar("Value")
 
 
 def production_registry(paths: PlatformPaths) -> ModelRegistry:
-    """The registry that serving reads: BentoML's model store plus the production pointer."""
-    return ModelRegistry(paths.bentoml_home / "models", paths.registry)
+    """The registry that serving reads: BentoML's model store plus the aliases; an alias only moves
+    to a bundle that loads and answers smoke requests in a separate process."""
+    return ModelRegistry(paths.bentoml_home / "models", paths.registry, verifier=verify_in_subprocess)
 
 
 def precomputed_path(paths: PlatformPaths, bundle_version: str) -> Path:
