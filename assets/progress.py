@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from recs_platform.console import console_for, is_interactive
+from recs_platform.console import console_for, is_interactive, one_line
 
 if TYPE_CHECKING:
     from assets.summary import RunSummary
@@ -37,7 +37,6 @@ EVENTS_LOGGER = "recs_platform.run_events"
 # dagster-dbt's notice for source tests and multi-model singular tests, which `dbt build` runs
 # and logs as observations: expected here, and nothing a person running the graph can act on.
 KNOWN_NOTICES = ("Logging an `AssetObservation` instead of an `AssetCheckResult`",)
-MAX_CAUSE_CHARS = 300
 
 
 @dg.logger(description="Hands every event and message of the run to the command line (progress, log file).")
@@ -106,7 +105,7 @@ class RunRecord:
     def fail(self, where: str, cause: str) -> None:
         """Record a failure outside any step (e.g. definitions that do not load)."""
         self.failed_runs.append(where)
-        self.run_failure = self.run_failure or _one_line(cause)
+        self.run_failure = self.run_failure or one_line(cause)
 
     def handle(self, event: dg.DagsterEvent, at: float, run_id: str) -> NodeOutcome | None:
         """Fold one event of run ``run_id`` in; returns the node it finished, if any."""
@@ -169,10 +168,10 @@ class RunRecord:
 def _failure_cause(node: NodeOutcome, event: dg.DagsterEvent) -> str:
     failed_checks = [check for check in node.checks if not check.passed]
     if failed_checks:
-        return _one_line(_describe(failed_checks))
+        return one_line(_describe(failed_checks))
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
-        return _one_line(data.user_failure_data.description)
+        return one_line(data.user_failure_data.description)
     return _error_sentence(data.error)
 
 
@@ -186,12 +185,7 @@ def _error_sentence(error: Any) -> str:
         return "unknown error"
     while error.cause is not None:
         error = error.cause
-    return _one_line(re.sub(r"^[\w.]*\.(\w+):", r"\1:", error.message.strip()))
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+    return one_line(re.sub(r"^[\w.]*\.(\w+):", r"\1:", error.message.strip()))
 
 
 @dataclass
@@ -432,9 +426,9 @@ class Terminal:
 
     def warn(self, message: str) -> None:
         if self.json:
-            print(f"warning: {_one_line(message)}", file=sys.stderr)
+            print(f"warning: {one_line(message)}", file=sys.stderr)
         else:
-            self.console.print(Text(f"warning: {_one_line(message)}", style="yellow"), soft_wrap=True)
+            self.console.print(Text(f"warning: {one_line(message)}", style="yellow"), soft_wrap=True)
 
     def finish(self, summary: RunSummary) -> int:
         """Print the summary (and the failure, last); the exit status."""

@@ -46,3 +46,14 @@ def track(items: Sequence[T], description: str, unit: str, stream: TextIO | None
         yield item
         if done == total or 4 * done // total > 4 * (done - 1) // total:
             print(f"{description}: {done}/{total} {unit} ({time.monotonic() - started:.1f}s)", file=stream, flush=True)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, cut to ``limit`` characters: for one-sentence reasons and failures."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_sentence(error: BaseException) -> str:
+    """An exception as ``Type: message`` on one line."""
+    return one_line(f"{type(error).__name__}: {error}")

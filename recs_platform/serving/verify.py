@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recs_platform.console import error_sentence
 from recs_platform.registry.bundle import ServingBundle
 from recs_platform.serving.answer import Answer, Request, answer
 
@@ -56,7 +57,8 @@ def smoke_requests(bundle: ServingBundle, k: int = SMOKE_K) -> list[SmokeRequest
         recent = [int(item) for item in model.item_map.ids[:3]]
         requests.append(SmokeRequest("unknown user with recent items", Request(unknown, k, recent), fresh))
     if bundle.segment is not None and len(bundle.segment.segment_keys):
-        features = dict(zip(bundle.segment.params.segment_columns, bundle.segment.segment_keys[0], strict=True))
+        values = [str(value) for value in bundle.segment.segment_keys[0]]
+        features = dict(zip(bundle.segment.params.segment_columns, values, strict=True))
         requests.append(SmokeRequest("new user with demographics", Request(unknown, k, (), features), "segment"))
     return requests
 
@@ -93,12 +95,12 @@ def check_bundle(directory: Path, tag: str) -> str | None:
         bundle = ServingBundle.load(directory, version=tag)
         smokes = smoke_requests(bundle)
     except Exception as error:
-        return f"{tag} failed verification: it could not be loaded ({_one_line(error)})"
+        return f"{tag} failed verification: it could not be loaded ({error_sentence(error)})"
     for smoke in smokes:
         try:
             problem = problem_with(bundle, smoke, answer(bundle, smoke.request, state=None))
         except Exception as error:
-            problem = f"raised {_one_line(error)}"
+            problem = f"raised {error_sentence(error)}"
         if problem is not None:
             return f"{tag} failed verification: the {smoke.name} request {problem}"
     return None
@@ -118,11 +120,6 @@ def verify_in_subprocess(directory: Path, tag: str, timeout_s: float = DEFAULT_T
         # No verdict printed: the process died (a crash, the memory killer) before it could say why.
         last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         return f"{tag} failed verification: the verifying process exited with code {finished.returncode} ({last})"
-
-
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(f"{type(error).__name__}: {error}".split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def main(argv: list[str] | None = None) -> int:
