@@ -110,11 +110,22 @@ def _registry():
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Aliases (champion, challengers), the history of their moves and the registered bundles."""
+    """Aliases (champion, challengers), the history of their moves, refused moves, the registered
+    bundles, and what each running server reports (``warnings`` names any that does not serve
+    what the champion alias names)."""
+    from recs_platform.serving.health import divergence, read_statuses
+
     registry = _registry()
-    aliases = {name: asdict(record) for name, record in registry.aliases().items()}
-    history = [asdict(entry) for entry in registry.history()[-args.history :]]
-    print(json.dumps({"aliases": aliases, "history": history, "bundles": registry.tags()}, indent=2))
+    servers = read_statuses(PlatformPaths.from_env().serving_status)
+    report = {
+        "aliases": {name: asdict(record) for name, record in registry.aliases().items()},
+        "history": [asdict(entry) for entry in registry.history()[-args.history :]],
+        "refusals": [asdict(refusal) for refusal in registry.refusals()[-args.history :]],
+        "bundles": registry.tags(),
+        "servers": servers,
+        "warnings": [warning for warning in map(divergence, servers) if warning is not None],
+    }
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -166,8 +177,10 @@ def add_library_commands(commands: Commands) -> None:
     serve.add_argument("--port", type=int, default=3000, help="port to bind")
     serve.set_defaults(handler=cmd_serve)
 
-    status = commands.add_parser("status", help="show the aliases, their history and the registered bundles")
-    status.add_argument("--history", type=int, default=20, help="how many of the latest alias moves to show")
+    status = commands.add_parser(
+        "status", help="show the aliases, their history, refused moves, the bundles and what each server serves"
+    )
+    status.add_argument("--history", type=int, default=20, help="how many of the latest alias moves and refusals")
     status.set_defaults(handler=cmd_status)
     rollback = commands.add_parser("rollback", help="point the champion back at an earlier champion")
     rollback.add_argument("--to", help="a tag that was champion before (default: the previous champion)")

@@ -72,6 +72,11 @@ class PlatformPaths:
         return self.home / "online"
 
     @property
+    def serving_status(self) -> Path:
+        """One status file per serving process: the tag it serves, the tag the champion names."""
+        return self.home / "serving"
+
+    @property
     def batch_recommendations(self) -> Path:
         """Precomputed top-k lists, one Parquet file per bundle tag."""
         return self.home / "batch"

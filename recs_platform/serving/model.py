@@ -5,7 +5,8 @@ what changed: the champion and challenger bundles (the registry's aliases), the 
 ``current.json``) and the champion's precomputed lists (a file named after its tag). Each
 new value is loaded completely before a single reference assignment publishes it: a request
 reads each reference once and finishes on what it started with. A value that fails to load is
-reported once and the previous one keeps serving.
+reported once and the previous one keeps serving; ``ProductionModel.health`` then says the server
+is degraded (see ``serving.health``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from recs_platform.console import error_sentence
 from recs_platform.online.store import OnlineStore, read_pointer
 from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
 from recs_platform.registry.store import ModelRegistry
@@ -51,7 +53,9 @@ class Watched(Generic[Value]):
         self._load = load
         self.value: Value | None = None
         self.version: str | None = None
+        self.wanted: str | None = None  # the version the pointer named at the last poll
         self.failed_version: str | None = None
+        self.failure: str | None = None  # why failed_version could not be loaded, on one line
         self.load_failures = 0
 
     def refresh(self) -> bool:
@@ -61,18 +65,38 @@ class Watched(Generic[Value]):
         except Exception:
             logger.exception("could not read the %s pointer", self.name)
             return False
+        self.wanted = wanted
         if wanted is None or wanted in (self.version, self.failed_version):
             return False
         try:
             value = self._load(wanted)
-        except Exception:
+        except Exception as error:
             # Remember the version so a broken one is reported once, not on every poll.
             self.failed_version, self.load_failures = wanted, self.load_failures + 1
+            self.failure = error_sentence(error)
             logger.exception("could not load %s %s; still serving %s", self.name, wanted, self.version)
             return False
         self.value, self.version = value, wanted
         logger.info("now serving %s %s", self.name, wanted)
         return True
+
+
+@dataclass(frozen=True)
+class ServingHealth:
+    """What one serving process answers from, against what the champion alias names."""
+
+    serving: str | None  # the champion tag this process answers with
+    pointer: str | None  # the tag the champion alias named at the last poll
+    degraded: bool  # the alias names a bundle this process could not load
+    reason: str | None  # why, on one line, when degraded
+    load_failures: dict[str, int]  # per watched value: bundle, precomputed lists, online store, challengers
+
+    @property
+    def ready(self) -> bool:
+        return self.serving is not None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ready": self.ready}
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,7 @@ class ProductionModel:
         self.precomputed: Watched[PrecomputedLists] | None = None
         self.online: Watched[OnlineStore] | None = None
         self.challengers: Watched[list[Challenger]] | None = None
+        self._listeners: list[Callable[[], None]] = []
 
     def start(self) -> None:
         """Load what the pointers name now, then watch them in the background.
@@ -143,9 +168,37 @@ class ProductionModel:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def watched(self) -> tuple[Watched, ...]:
+        return (self.bundle, self.precomputed, self.online, self.challengers)
+
     def refresh(self) -> None:
-        for watched in (self.bundle, self.precomputed, self.online, self.challengers):
+        for watched in self.watched:
             watched.refresh()
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # a reporting problem must not stop the reload thread
+                logger.exception("a refresh listener failed")
+
+    def on_refresh(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every poll (the service writes its status file there)."""
+        self._listeners.append(listener)
+
+    def health(self) -> ServingHealth:
+        """Degraded when the champion alias names a bundle this process failed to load: it keeps
+        answering with the last good one (or not at all, when it never loaded one)."""
+        bundle = self.bundle
+        if bundle is None:  # not started
+            return ServingHealth(None, None, False, None, {})
+        degraded = bundle.wanted is not None and bundle.wanted == bundle.failed_version
+        return ServingHealth(
+            serving=bundle.version,
+            pointer=bundle.wanted,
+            degraded=degraded,
+            reason=f"{bundle.wanted} could not be loaded ({bundle.failure})" if degraded else None,
+            load_failures={watched.name: watched.load_failures for watched in self.watched},
+        )
 
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_interval_s):

@@ -2,7 +2,9 @@
 
 It answers from the production bundle, the online store and the bundle's precomputed lists
 (``ProductionModel``, hot-reloaded), reports not-ready on ``/readyz`` until a bundle is loaded,
-and logs every answer, with the exact inputs it used, as landed serving-log files.
+and degraded (``/readyz``, ``/metrics``, its status file) while the champion alias names a bundle
+it could not load (see ``serving.health``). It logs every answer, with the exact inputs it used,
+as landed serving-log files.
 """
 
 import logging
@@ -12,12 +14,14 @@ import uuid
 from datetime import UTC, datetime
 
 import bentoml
+from bentoml.exceptions import BentoMLException
 from starlette.responses import JSONResponse
 
 from recs_platform.data.serving_log import SHOWN, ServingLogWriter
 from recs_platform.serving.answer import Request, answer, answer_record
+from recs_platform.serving.health import ReadinessMiddleware, StatusFile, metrics_text
 from recs_platform.serving.inspect import AdminSettings, Inspector, build_app
-from recs_platform.serving.model import ProductionModel, production_registry
+from recs_platform.serving.model import ProductionModel, ServingHealth, production_registry
 from recs_platform.serving.schemas import (
     RecentItems,
     RecommendedItem,
@@ -45,13 +49,15 @@ class RecommenderService:
     def __init__(self) -> None:
         # BentoML's server logging leaves non-bentoml loggers at WARNING; model swaps are worth seeing.
         logging.getLogger("recs_platform.serving").setLevel(logging.INFO)
+        paths = PlatformPaths.from_env()
+        self.status_file = StatusFile(paths.serving_status, self.production.health)
+        self.production.on_refresh(self.status_file.write)
         self.production.start()
         rotate_s = float(os.environ.get("RECS_SERVING_LOG_ROTATE_S", DEFAULT_LOG_ROTATE_S))
         self.serving_log = ServingLogWriter(PlatformPaths.from_env().serving_logs, rotate_s=rotate_s)
         self.serving_log.start()
         self.shadow = ShadowMirror(self.serving_log)
         self.shadow.start()
-        paths = PlatformPaths.from_env()
         self.inspector = Inspector(self.production, paths, production_registry(paths), AdminSettings.from_env())
 
     @bentoml.on_shutdown
@@ -59,10 +65,16 @@ class RecommenderService:
         self.production.stop()
         self.shadow.stop()
         self.serving_log.stop()  # lands what is still buffered
+        self.status_file.remove()
 
     def __is_ready__(self) -> bool:
-        """BentoML's /readyz hook: ready once a production bundle is loaded."""
+        """BentoML's /readyz hook: ready once a production bundle is loaded. ``ReadinessMiddleware``
+        answers /readyz itself, with both tags, once this instance exists."""
         return self.production.bundle.value is not None
+
+    def __metrics__(self, content: str) -> str:
+        """BentoML's /metrics hook: its metrics, then the served tag, the pointer's and load failures."""
+        return content + metrics_text(self.production.health())
 
     @bentoml.api
     def recommend(
@@ -113,6 +125,17 @@ class RecommenderService:
         if challengers:
             self.shadow.submit(challengers, request, state, response.request_id, served_at, online_version)
         return response
+
+
+def _current_health() -> ServingHealth | None:
+    """The health of this process's service instance; None before it exists."""
+    try:
+        return bentoml.get_current_service().production.health()
+    except BentoMLException:
+        return None
+
+
+RecommenderService.add_asgi_middleware(ReadinessMiddleware, health=_current_health)
 
 
 def _served_at(now: datetime | None) -> datetime:

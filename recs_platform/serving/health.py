@@ -1,0 +1,139 @@
+"""How a serving process reports what it serves against what the champion alias names.
+
+Three views of ``ProductionModel.health()``:
+
+* ``/readyz`` (``ReadinessMiddleware``): JSON with both tags and ``degraded``. A server that is
+  degraded but still answering with its last good bundle stays **200**: every replica reads the
+  same alias, so a bundle that fails to load fails them all alike, and a 503 would make the load
+  balancer drop every replica, turning a bad promotion into an outage while the last good model
+  could still answer. Degradation is for alerting, not routing. Before any bundle has loaded,
+  ``/readyz`` is 503.
+* ``/metrics`` (``metrics_text``, appended to BentoML's): ``recs_serving_degraded``,
+  ``recs_serving_bundle{role="served"|"pointer",tag=...}`` and ``recs_bundle_load_failures_total``.
+* a status file per process under ``$RECS_HOME/serving`` (``StatusFile``), which
+  ``recs-platform status`` reads: no URL to know, and every server on the home is seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.responses import JSONResponse
+
+from recs_platform.files import write_json_atomically
+from recs_platform.serving.model import ServingHealth
+
+READYZ = "/readyz"
+STATUS_HEARTBEAT_S = 15.0  # rewrite an unchanged status this often, so a stale file shows a dead server
+STALE_AFTER_S = 60.0
+
+
+class ReadinessMiddleware:
+    """Answers ``/readyz`` with the process's health; BentoML's own handler answers until the
+    service instance exists (``health`` returns None then)."""
+
+    def __init__(self, app: Any, health: Callable[[], ServingHealth | None]) -> None:
+        self.app = app
+        self.health = health
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        report = self.health() if scope["type"] == "http" and scope["path"] == READYZ else None
+        if report is None:
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse(report.as_dict(), status_code=200 if report.ready else 503)(scope, receive, send)
+
+
+class _HealthCollector(Collector):
+    def __init__(self, report: ServingHealth) -> None:
+        self.report = report
+
+    def collect(self):  # noqa: ANN201 (prometheus_client's interface)
+        report = self.report
+        yield GaugeMetricFamily(
+            "recs_serving_degraded",
+            "1 when the champion alias names a bundle this server could not load (it serves the last good one)",
+            value=int(report.degraded),
+        )
+        tags = GaugeMetricFamily(
+            "recs_serving_bundle",
+            "1 for the tag this server answers with (role=served) and the tag the champion alias names (role=pointer)",
+            labels=["role", "tag"],
+        )
+        for role, tag in (("served", report.serving), ("pointer", report.pointer)):
+            if tag is not None:
+                tags.add_metric([role, tag], 1)
+        yield tags
+        failures = CounterMetricFamily(
+            "recs_bundle_load_failures", "Versions this server failed to load, per watched value", labels=["what"]
+        )
+        for what, count in report.load_failures.items():
+            failures.add_metric([what], count)
+        yield failures
+
+
+def metrics_text(report: ServingHealth) -> str:
+    """The health gauges and counter in Prometheus' text format, computed from ``report`` at scrape
+    time (so a tag that no longer serves leaves no stale series behind)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_HealthCollector(report))
+    return generate_latest(registry).decode()
+
+
+class StatusFile:
+    """This process's health as ``$RECS_HOME/serving/<host>-<pid>.json``, replaced atomically."""
+
+    def __init__(self, directory: Path, health: Callable[[], ServingHealth]) -> None:
+        self.path = Path(directory) / f"{socket.gethostname()}-{os.getpid()}.json"
+        self.health = health
+        self._written: tuple[dict, float] | None = None
+
+    def write(self) -> None:
+        """Write when the health changed, or as a heartbeat."""
+        report = self.health().as_dict()
+        if self._written is not None:
+            last, at = self._written
+            if last == report and time.monotonic() - at < STATUS_HEARTBEAT_S:
+                return
+        write_json_atomically(self.path, {**report, "server": self.path.stem, "updated_at": _now().isoformat()})
+        self._written = (report, time.monotonic())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_statuses(directory: Path) -> list[dict[str, Any]]:
+    """Every server's last status, with ``stale`` when it has not written for ``STALE_AFTER_S``
+    (it stopped without removing its file, or hangs)."""
+    statuses = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # removed or replaced while listing
+        age = (_now() - datetime.fromisoformat(status["updated_at"])).total_seconds()
+        statuses.append({**status, "stale": age > STALE_AFTER_S})
+    return statuses
+
+
+def divergence(status: dict[str, Any]) -> str | None:
+    """One sentence when a server does not serve what the champion alias names, else None."""
+    if status["serving"] == status["pointer"]:
+        return None
+    served = status["serving"] or "nothing"
+    why = f": {status['reason']}" if status.get("reason") else " (still loading it)"
+    return f"server {status['server']} serves {served}, not the champion {status['pointer']}{why}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
