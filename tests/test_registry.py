@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recs_platform.models import EASERecommender, PopularityRecommender
-from recs_platform.registry import CHAMPION, ModelRegistry, write_bundle
+from recs_platform.registry import CHAMPION, BundleRefused, ModelRegistry, write_bundle
 
 
 def interactions() -> pd.DataFrame:
@@ -76,6 +76,53 @@ def test_aliases_refuse_unknown_tags_names_and_shares(registry, tmp_path):
     with pytest.raises(KeyError):
         registry.set_shadow_share(CHAMPION, 0.5, by="x")
     assert registry.history()[-1].shadow_share == 0.25 and registry.aliases()["challenger"].tag == tag
+
+
+class StubVerifier:
+    """Refuses the tags in ``refused`` and remembers every tag it was asked about."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+        self.asked: list[str] = []
+
+    def __call__(self, path: Path, tag: str) -> str | None:
+        assert (path / "bundle.json").exists()  # it is handed the stored bundle, not a copy
+        self.asked.append(tag)
+        return f"{tag} failed verification: stub" if tag in self.refused else None
+
+
+def test_an_alias_moves_only_to_a_bundle_the_verifier_accepts(tmp_path):
+    verifier = StubVerifier()
+    registry = ModelRegistry(tmp_path / "store", tmp_path / "registry", verifier=verifier)
+    good, bad = register(registry, tmp_path, "good"), register(registry, tmp_path, "bad")
+    verifier.refused.add(bad)
+    registry.promote(good, "gates passed")
+    with pytest.raises(BundleRefused, match=f"^{bad} failed verification: stub$"):
+        registry.promote(bad, "gates passed")
+    with pytest.raises(BundleRefused):
+        registry.set_alias("challenger", bad, "shadow first", by="alice")
+    assert registry.production().tag == good and "challenger" not in registry.aliases()
+    assert [entry.tag for entry in registry.history()] == [good]  # refusals are no moves
+    assert [(r.alias, r.tag, r.reason, r.by) for r in registry.refusals()] == [
+        (CHAMPION, bad, f"{bad} failed verification: stub", "deployment"),
+        ("challenger", bad, f"{bad} failed verification: stub", "alice"),
+    ]
+    registry.set_alias("challenger", good, "shadow first", by="alice")
+    verifier.asked.clear()
+    registry.set_shadow_share("challenger", 0.5, by="alice")  # the same tag: nothing new to verify
+    assert verifier.asked == []
+
+
+def test_a_rollback_to_a_bundle_that_no_longer_verifies_is_refused(tmp_path):
+    verifier = StubVerifier()
+    registry = ModelRegistry(tmp_path / "store", tmp_path / "registry", verifier=verifier)
+    first, second = register(registry, tmp_path, "a"), register(registry, tmp_path, "b")
+    registry.promote(first, "gates passed")
+    registry.promote(second, "gates passed")
+    verifier.refused.add(first)  # corrupted since it served
+    with pytest.raises(BundleRefused, match="failed verification"):
+        registry.rollback()
+    assert registry.production().tag == second and registry.refusals()[-1].tag == first
 
 
 # -- the fair champion comparison ---------------------------------------------------------------
