@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recs_platform.cli import build_parser
 from recs_platform.models import EASERecommender, PopularityRecommender, Recommender, SegmentPopularityRecommender
 from recs_platform.online.store import export_snapshot
 from recs_platform.registry.bundle import precompute_lists, write_bundle
-from recs_platform.registry.store import ModelRegistry
+from recs_platform.registry.store import BundleRefused, ModelRegistry
 from recs_platform.serving.launcher import ServerHandle, start_server
 from recs_platform.serving.model import precomputed_path, production_registry
 from recs_platform.settings import PlatformPaths
@@ -250,11 +251,22 @@ def test_malformed_requests_get_a_4xx_that_names_the_problem(served: Served, bod
 
 def test_health_and_metrics_endpoints(served: Served) -> None:
     served.post(json.dumps({"user_id": KNOWN_USER}))
+    tag = served.registry.production().tag
     assert httpx.get(f"{served.server.url}/livez").status_code == 200
-    assert httpx.get(f"{served.server.url}/readyz").status_code == 200
+    ready = httpx.get(f"{served.server.url}/readyz")
+    assert ready.status_code == 200
+    assert {key: ready.json()[key] for key in ("ready", "serving", "pointer", "degraded", "reason")} == {
+        "ready": True,
+        "serving": tag,
+        "pointer": tag,
+        "degraded": False,
+        "reason": None,
+    }
     metrics = httpx.get(f"{served.server.url}/metrics")
     assert metrics.status_code == 200
     assert "bentoml_service_request_total" in metrics.text and 'endpoint="/recommend"' in metrics.text
+    assert metric(metrics.text, "recs_serving_degraded") == 0.0
+    assert metric(metrics.text, f'recs_serving_bundle{{role="served",tag="{tag}"}}') == 1.0
 
 
 def test_every_answer_is_logged_with_the_exact_inputs_it_used(served: Served) -> None:
@@ -312,16 +324,72 @@ def test_promotion_is_picked_up_without_dropping_requests(served: Served) -> Non
     assert versions == {old, new}
 
 
-def test_a_broken_promotion_keeps_the_old_model_serving(served: Served) -> None:
+def metric(text: str, series: str) -> float:
+    """The value of one series (name and labels, exactly as exposed) in Prometheus text."""
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(series + " ")]
+    assert len(values) == 1, f"{series} appears {len(values)} times"
+    return float(values[0])
+
+
+def status_report(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> dict:
+    """What ``recs-platform status`` prints for ``home``."""
+    monkeypatch.setenv("RECS_HOME", str(home))
+    args = build_parser().parse_args(["status"])
+    capsys.readouterr()
+    assert args.handler(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_broken_bundle_is_refused_before_the_champion_moves(served: Served) -> None:
     serving = served.version()
-    broken = served.home / "work" / "broken"
+    broken = served.home / "work" / "refused"
     broken.mkdir(parents=True)
     (broken / "bundle.json").write_text("{}")  # no model, fallback or items
-    served.registry.promote(served.registry.register(broken, {}, {}), reason="test broken bundle")
-    time.sleep(4 * RELOAD_INTERVAL_S)
-    assert served.version() == serving
-    assert httpx.get(f"{served.server.url}/readyz").status_code == 200
-    served.registry.rollback()
+    tag = served.registry.register(broken, {}, {})
+    with pytest.raises(BundleRefused, match=f"^{tag} failed verification: it could not be loaded"):
+        served.registry.promote(tag, reason="test broken bundle")
+    assert served.registry.production().tag == serving and served.registry.refusals()[-1].tag == tag
+
+
+def test_a_pointer_to_a_broken_bundle_degrades_the_server_but_it_keeps_serving(
+    served: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    url, serving = served.server.url, served.version()
+    failures_before = metric(httpx.get(f"{url}/metrics").text, 'recs_bundle_load_failures_total{what="bundle"}')
+    broken = served.home / "work" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "bundle.json").write_text("{}")
+    # The alias is made to name it without verification, as a hand edit or an older release could.
+    unverified = ModelRegistry(served.registry.store_dir, served.registry.registry_dir)
+    tag = unverified.promote(unverified.register(broken, {}, {}), reason="test: bypasses verification").tag
+    try:
+        wait_for(lambda: httpx.get(f"{url}/readyz").json()["degraded"])
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 200 and served.version() == serving  # still answering, with the last good one
+        assert {key: ready.json()[key] for key in ("ready", "serving", "pointer")} == {
+            "ready": True,
+            "serving": serving,
+            "pointer": tag,
+        }
+        reason = ready.json()["reason"]
+        assert reason.startswith(f"{tag} could not be loaded (FileNotFoundError: ")
+
+        metrics = httpx.get(f"{url}/metrics").text
+        assert metric(metrics, "recs_serving_degraded") == 1.0
+        assert metric(metrics, f'recs_serving_bundle{{role="served",tag="{serving}"}}') == 1.0
+        assert metric(metrics, f'recs_serving_bundle{{role="pointer",tag="{tag}"}}') == 1.0
+        assert metric(metrics, 'recs_bundle_load_failures_total{what="bundle"}') == failures_before + 1
+
+        wait_for(lambda: status_report(served.home, monkeypatch, capsys)["servers"][0]["degraded"])
+        status = status_report(served.home, monkeypatch, capsys)
+        (server,) = status["servers"]
+        assert (server["serving"], server["pointer"], server["stale"]) == (serving, tag, False)
+        assert status["warnings"] == [f"server {server['server']} serves {serving}, not the champion {tag}: {reason}"]
+    finally:
+        served.registry.rollback(by="test")
+    wait_for(lambda: not httpx.get(f"{url}/readyz").json()["degraded"])
+    assert metric(httpx.get(f"{url}/metrics").text, "recs_serving_degraded") == 0.0
+    wait_for(lambda: status_report(served.home, monkeypatch, capsys)["warnings"] == [])
 
 
 def test_without_a_production_model_the_service_waits_for_one(tmp_path: Path) -> None:

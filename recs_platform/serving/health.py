@@ -132,7 +132,8 @@ def divergence(status: dict[str, Any]) -> str | None:
         return None
     served = status["serving"] or "nothing"
     why = f": {status['reason']}" if status.get("reason") else " (still loading it)"
-    return f"server {status['server']} serves {served}, not the champion {status['pointer']}{why}"
+    stale = f" (last reported {status['updated_at']}; it may have stopped)" if status.get("stale") else ""
+    return f"server {status['server']} serves {served}, not the champion {status['pointer']}{why}{stale}"
 
 
 def _now() -> datetime:
