@@ -36,7 +36,7 @@ class Inspected:
 
     def admin(self, action: str, body: dict, token: str | None = TOKEN) -> httpx.Response:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(f"{self.server.url}/inspect/api/admin/{action}", json=body, headers=headers, timeout=10)
+        return httpx.post(f"{self.server.url}/inspect/api/admin/{action}", json=body, headers=headers, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,20 @@ def test_admin_actions_need_the_token_and_land_in_the_history(inspected):
     assert httpx.post(f"{inspected.server.url}/recommend", json={"user_id": 1}).status_code == 200
     for path in ("/inspect/", "/inspect/online", "/inspect/experiments"):
         assert TOKEN not in httpx.get(inspected.server.url + path).text
+
+
+def test_an_admin_move_to_a_bundle_that_fails_verification_is_refused(inspected):
+    broken = inspected.home / "work" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "bundle.json").write_text("{}")  # no model, fallback or items
+    tag = inspected.registry.register(broken, {}, {})
+    aliases = inspected.registry.aliases()
+    for action, body in (("alias", {"alias": "challenger-broken", "tag": tag}), ("promote", {"tag": tag})):
+        refused = inspected.admin(action, body)
+        assert refused.status_code == 409
+        assert refused.json()["error"].startswith(f"{tag} failed verification: it could not be loaded (")
+    assert inspected.registry.aliases() == aliases
+    assert [(r.alias, r.tag) for r in inspected.registry.refusals()] == [("challenger-broken", tag), ("champion", tag)]
 
 
 def test_the_shadow_gate_refuses_a_promotion_without_enough_shadow_evidence(tmp_path):

@@ -10,7 +10,8 @@
 * ``/inspect/online``: online metrics, the shadow comparison and the alias history, with links
   to the Dagster asset pages.
 * ``/inspect/api/admin/...``: promote, set an alias, roll back, set a shadow share; each needs
-  ``Authorization: Bearer <RECS_ADMIN_TOKEN>`` and is recorded in the alias history.
+  ``Authorization: Bearer <RECS_ADMIN_TOKEN>`` and is recorded in the alias history. A move to a
+  bundle that fails verification is refused with 409 and the reason.
 
 Answers come from ``serving.answer`` with the same inputs as the API, so what the page shows is
 what users would get.
@@ -31,6 +32,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -332,8 +334,10 @@ def build_app(inspector: Callable[[], Inspector]) -> Starlette:
             )
         try:
             body = await request.json()
-            client = request.client.host if request.client else "unknown"
-            return JSONResponse(inspect.act(request.path_params["action"], body, by=f"admin via /inspect ({client})"))
+            by = f"admin via /inspect ({request.client.host if request.client else 'unknown'})"
+            # In a thread: verifying the bundle an alias moves to takes seconds, and the event
+            # loop keeps answering /recommend meanwhile.
+            return JSONResponse(await run_in_threadpool(inspect.act, request.path_params["action"], body, by))
         except PromotionRefused as refusal:
             return JSONResponse({"error": f"the shadow gate refused: {refusal}"}, status_code=409)
         except BundleRefused as refusal:
