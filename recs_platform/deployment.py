@@ -135,14 +135,15 @@ def deploy(
     current = registry.aliases().get(alias)
     if current is not None and _same_provenance(registry.metadata(current.tag), metadata):
         # A rerun on unchanged data, code and config trains the same model; don't register a copy.
-        return DeploymentOutcome("already_serving", gates, current, f"{alias} already names {current.tag}, trained on the same data, code and config")
+        reason = f"{alias} already names {current.tag}, trained on the same data, code and config"
+        return DeploymentOutcome("already_serving", gates, current, reason)
     items = dataset.load()["items"]
     bundle = write_bundle(scratch / "bundle", model, fallback, items, metadata, segment=segment_model)
     tag = registry.register(
         bundle, metadata, labels={"recommender": model.name, "data_version": candidate.dataset_version}
     )
-    try:
-        record = registry.promote(tag, "all deployment gates passed", candidate.scores.test, by="deployment", alias=alias)
+    try:  # with a verifier, the registry loads the stored bundle in a separate process first
+        record = registry.promote(tag, "all deployment gates passed", candidate.scores.test, "deployment", alias)
     except BundleRefused as refusal:
         return DeploymentOutcome("refused", gates, None, str(refusal))
     return DeploymentOutcome("deployed", gates, record, f"{alias} now names {tag}")

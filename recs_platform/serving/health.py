@@ -20,13 +20,13 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.responses import JSONResponse
 
@@ -58,7 +58,7 @@ class _HealthCollector(Collector):
     def __init__(self, report: ServingHealth) -> None:
         self.report = report
 
-    def collect(self):  # noqa: ANN201 (prometheus_client's interface)
+    def collect(self) -> Iterator[Metric]:
         report = self.report
         yield GaugeMetricFamily(
             "recs_serving_degraded",
