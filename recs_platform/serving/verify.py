@@ -93,9 +93,12 @@ def check_bundle(directory: Path, tag: str) -> str | None:
     one sentence saying why ``tag`` must not serve."""
     try:
         bundle = ServingBundle.load(directory, version=tag)
-        smokes = smoke_requests(bundle)
     except Exception as error:
         return f"{tag} failed verification: it could not be loaded ({error_sentence(error)})"
+    try:
+        smokes = smoke_requests(bundle)
+    except Exception as error:  # e.g. a model that knows no user at all
+        return f"{tag} failed verification: its smoke requests could not be built ({error_sentence(error)})"
     for smoke in smokes:
         try:
             problem = problem_with(bundle, smoke, answer(bundle, smoke.request, state=None))
