@@ -97,9 +97,12 @@ class StatusFile:
         self.path = Path(directory) / f"{socket.gethostname()}-{os.getpid()}.json"
         self.health = health
         self._written: tuple[dict, float] | None = None
+        self._removed = False
 
     def write(self) -> None:
-        """Write when the health changed, or as a heartbeat."""
+        """Write when the health changed, or as a heartbeat; never again once removed."""
+        if self._removed:
+            return
         report = self.health().as_dict()
         if self._written is not None:
             last, at = self._written
@@ -109,6 +112,8 @@ class StatusFile:
         self._written = (report, time.monotonic())
 
     def remove(self) -> None:
+        """At shutdown: a server that is gone leaves no report behind."""
+        self._removed = True
         self.path.unlink(missing_ok=True)
 
 

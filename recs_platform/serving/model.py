@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from recs_platform.console import error_sentence
 from recs_platform.online.store import OnlineStore, read_pointer
@@ -95,7 +95,7 @@ class ServingHealth:
     def ready(self) -> bool:
         return self.serving is not None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ready": self.ready}
 
 

@@ -54,7 +54,7 @@ class RecommenderService:
         self.production.on_refresh(self.status_file.write)
         self.production.start()
         rotate_s = float(os.environ.get("RECS_SERVING_LOG_ROTATE_S", DEFAULT_LOG_ROTATE_S))
-        self.serving_log = ServingLogWriter(PlatformPaths.from_env().serving_logs, rotate_s=rotate_s)
+        self.serving_log = ServingLogWriter(paths.serving_logs, rotate_s=rotate_s)
         self.serving_log.start()
         self.shadow = ShadowMirror(self.serving_log)
         self.shadow.start()
