@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import bentoml
@@ -20,6 +21,7 @@ from recs_platform.models import EASERecommender, PopularityRecommender, Recomme
 from recs_platform.online.store import export_snapshot
 from recs_platform.registry.bundle import precompute_lists, write_bundle
 from recs_platform.registry.store import BundleRefused, ModelRegistry
+from recs_platform.serving.health import STALE_AFTER_S, divergence, read_statuses
 from recs_platform.serving.launcher import ServerHandle, start_server
 from recs_platform.serving.model import precomputed_path, production_registry
 from recs_platform.settings import PlatformPaths
@@ -390,6 +392,26 @@ def test_a_pointer_to_a_broken_bundle_degrades_the_server_but_it_keeps_serving(
     wait_for(lambda: not httpx.get(f"{url}/readyz").json()["degraded"])
     assert metric(httpx.get(f"{url}/metrics").text, "recs_serving_degraded") == 0.0
     wait_for(lambda: status_report(served.home, monkeypatch, capsys)["warnings"] == [])
+
+
+def test_status_reports_name_each_divergence_and_flag_silent_servers(tmp_path: Path) -> None:
+    now, old = datetime.now(UTC), datetime.now(UTC) - timedelta(seconds=STALE_AFTER_S + 5)
+    reports = {
+        "a-1": {"serving": "r:1", "pointer": "r:2", "reason": "r:2 could not be loaded (OSError: x)", "at": now},
+        "b-2": {"serving": None, "pointer": "r:2", "reason": None, "at": old},
+        "c-3": {"serving": "r:2", "pointer": "r:2", "reason": None, "at": now},
+    }
+    for server, report in reports.items():
+        at = report.pop("at").isoformat()
+        (tmp_path / f"{server}.json").write_text(json.dumps({**report, "server": server, "updated_at": at}))
+    statuses = read_statuses(tmp_path)
+    assert [(s["server"], s["stale"]) for s in statuses] == [("a-1", False), ("b-2", True), ("c-3", False)]
+    assert [divergence(status) for status in statuses] == [
+        "server a-1 serves r:1, not the champion r:2: r:2 could not be loaded (OSError: x)",
+        f"server b-2 serves nothing, not the champion r:2 (still loading it) (last reported {old.isoformat()};"
+        " it may have stopped)",
+        None,
+    ]
 
 
 def test_without_a_production_model_the_service_waits_for_one(tmp_path: Path) -> None:
