@@ -47,7 +47,9 @@ class ReadinessMiddleware:
         self.health = health
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        report = self.health() if scope["type"] == "http" and scope["path"] == READYZ else None
+        # Other methods go on to BentoML's route, which answers them 405.
+        readyz = scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"] == READYZ
+        report = self.health() if readyz else None
         if report is None:
             await self.app(scope, receive, send)
             return

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 
 from recs_platform.data.serving_log import SHOWN, ServingLogWriter
 from recs_platform.serving.answer import Request, answer, answer_record
+from recs_platform.serving.contract import JsonBodiesOnly, PublishedSpec, published_spec
 from recs_platform.serving.health import ReadinessMiddleware, StatusFile, metrics_text
 from recs_platform.serving.inspect import AdminSettings, Inspector, build_app
 from recs_platform.serving.model import ProductionModel, ServingHealth, production_registry
@@ -136,6 +137,11 @@ def _current_health() -> ServingHealth | None:
 
 
 RecommenderService.add_asgi_middleware(ReadinessMiddleware, health=_current_health)
+API_INPUTS = {api.route: api.input_spec for api in RecommenderService.apis.values()}
+RecommenderService.add_asgi_middleware(JsonBodiesOnly, routes=API_INPUTS)
+RecommenderService.add_asgi_middleware(
+    PublishedSpec, spec=lambda: published_spec(RecommenderService.openapi_spec.asdict(), API_INPUTS)
+)
 
 
 def _served_at(now: datetime | None) -> datetime:
