@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,8 +22,9 @@ from recs_platform.models import EASERecommender, PopularityRecommender, Recomme
 from recs_platform.online.store import export_snapshot
 from recs_platform.registry.bundle import precompute_lists, write_bundle
 from recs_platform.registry.store import BundleRefused, ModelRegistry
+from recs_platform.serving.contract import ErrorBody
 from recs_platform.serving.health import STALE_AFTER_S, divergence, read_statuses
-from recs_platform.serving.launcher import ServerHandle, start_server
+from recs_platform.serving.launcher import ServerHandle, fuzz_command, start_server
 from recs_platform.serving.model import precomputed_path, production_registry
 from recs_platform.settings import PlatformPaths
 
@@ -246,9 +248,51 @@ def logged(served: Served, response: dict, timeout_s: float = 10.0) -> dict:
 )
 def test_malformed_requests_get_a_4xx_that_names_the_problem(served: Served, body: str, expected: list[str]) -> None:
     response = served.post(body)
-    assert 400 <= response.status_code < 500, response.text
+    assert response.status_code == 400, response.text
+    assert ErrorBody.model_validate(response.json()).detail  # the body the published spec describes
     for fragment in expected:
         assert fragment in response.text
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded", "text/plain"],
+)
+def test_a_body_that_is_not_json_gets_a_415_that_names_its_type(served: Served, content_type: str) -> None:
+    # A multipart body without a boundary used to be a 500 from BentoML's form parser.
+    response = httpx.post(
+        f"{served.server.url}/recommend", content=b"user_id=1", headers={"content-type": content_type}, timeout=10
+    )
+    assert response.status_code == 415
+    error = ErrorBody.model_validate(response.json()).error
+    assert error == f"Content-Type {content_type.split(';')[0]!r} is not supported: send the request body as application/json"
+
+
+def test_the_published_spec_describes_every_error_and_the_optional_nulls(served: Served) -> None:
+    spec = httpx.get(f"{served.server.url}/docs.json").json()
+    recommend = spec["paths"]["/recommend"]["post"]
+    assert set(recommend["responses"]) == {"200", "400", "415", "500", "503"}
+    for status in ("400", "415", "500", "503"):
+        schema = recommend["responses"][status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+    fields = recommend["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert all(fields[name]["nullable"] for name in ("recent_items", "features", "now"))
+    assert '"null"' not in json.dumps(spec)  # OpenAPI 3.0 has no null type: nullable says it
+    assert set(spec["paths"]["/readyz"]["get"]["responses"]) == {"200", "503"}
+
+
+FUZZ_EXAMPLES = 60  # per operation; bench/fuzz_api.py runs thousands
+
+
+def test_the_api_passes_every_schemathesis_check_against_its_published_spec(served: Served, tmp_path: Path) -> None:
+    """No 5xx, and every response (errors included) as the OpenAPI on /docs.json describes it."""
+    report = tmp_path / "report.json"
+    run = subprocess.run(
+        fuzz_command(served.server.url, FUZZ_EXAMPLES, seed=0, report=report), capture_output=True, text=True
+    )
+    result = json.loads(report.read_text())
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert result["test_cases"]["generated"] >= FUZZ_EXAMPLES and result["failures"] == []
 
 
 def test_health_and_metrics_endpoints(served: Served) -> None:

@@ -99,3 +99,20 @@ def _wait_until_ok(handle: ServerHandle, route: str, timeout_s: float) -> None:
             pass  # not listening yet
         time.sleep(0.25)
     raise TimeoutError(f"{handle.url}{route} not ready after {timeout_s:.0f}s:\n{handle.log_tail()}")
+
+
+def fuzz_command(url: str, max_examples: int, seed: int, report: Path) -> list[str]:
+    """The Schemathesis run (a dev dependency) of the API the server at ``url`` publishes: every
+    check, on every operation in its OpenAPI, one worker; its JSON report goes to ``report``."""
+    return [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{url}/docs.json",
+        "--checks=all",
+        f"--max-examples={max_examples}",
+        f"--seed={seed}",
+        "--workers=1",
+        "--suppress-health-check=all",  # slow or filtered generation is not a finding about the API
+        "--report=json",
+        f"--report-json-path={report}",
+    ]

@@ -30,9 +30,10 @@ RecentItems = Annotated[
         "user's stored history for this answer.",
     ),
 ]
+# Strict: otherwise pydantic reads a number as Unix seconds, and the published schema says a string.
 RequestTime = Annotated[
     datetime | None,
-    Field(description="When the request happens; defaults to the server's clock. Replays and simulations "
+    Field(strict=True, description="When the request happens; defaults to the server's clock. Replays and simulations "
           "pass the original time so feedback is attributed on the data's own clock."),
 ]  # fmt: skip
 
