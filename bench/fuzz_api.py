@@ -35,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--movielens", type=Path, default=Path(os.environ.get("RECS_MOVIELENS_DIR", "var/ml-100k")))
     parser.add_argument("--max-examples", type=int, default=3000, help="Schemathesis examples per operation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=["all", "positive", "negative"], default="all", help="requests to generate")
     return parser.parse_args()
 
 
@@ -59,12 +60,12 @@ def movielens_age_buckets(ages: pd.Series) -> pd.Series:
     return pd.cut(ages, bins=AGE_EDGES, labels=AGE_BUCKETS, right=False).astype(str)
 
 
-def fuzz(home: Path, max_examples: int, seed: int) -> dict:
+def fuzz(home: Path, max_examples: int, seed: int, mode: str) -> dict:
     """Serve ``home`` and fuzz it; Schemathesis' JSON report (a 5xx fails its not_a_server_error check)."""
     server = start_server(home)
-    report = home / "fuzz-report.json"
+    report = (home / "fuzz-report.json").resolve()
     try:
-        subprocess.run(fuzz_command(server.url, max_examples, seed, report), check=False)
+        subprocess.run(fuzz_command(server.url, max_examples, seed, report, mode), cwd=home, check=False)
     finally:
         server.stop()
     return json.loads(report.read_text())
@@ -76,7 +77,7 @@ def main() -> None:
         home = args.home or Path(scratch)
         if args.home is None:
             print("serving", publish_movielens_bundle(home, args.movielens), file=sys.stderr)
-        result = fuzz(home, args.max_examples, args.seed)
+        result = fuzz(home, args.max_examples, args.seed, args.mode)
     cases = result["test_cases"]
     print("| cases | with failures | unique failures | errors | seconds |")
     print(f"| {cases['generated']} | {cases['with_failures']} | {cases['unique_failures']} | {cases['errored']} "

@@ -101,9 +101,10 @@ def _wait_until_ok(handle: ServerHandle, route: str, timeout_s: float) -> None:
     raise TimeoutError(f"{handle.url}{route} not ready after {timeout_s:.0f}s:\n{handle.log_tail()}")
 
 
-def fuzz_command(url: str, max_examples: int, seed: int, report: Path) -> list[str]:
+def fuzz_command(url: str, max_examples: int, seed: int, report: Path, mode: str = "all") -> list[str]:
     """The Schemathesis run (a dev dependency) of the API the server at ``url`` publishes: every
-    check, on every operation in its OpenAPI, one worker; its JSON report goes to ``report``."""
+    check, on every operation in its OpenAPI, one worker; its JSON report goes to ``report``.
+    ``mode``: positive (valid requests), negative (invalid ones) or all."""
     return [
         str(Path(sys.executable).with_name("schemathesis")),
         "run",
@@ -111,6 +112,7 @@ def fuzz_command(url: str, max_examples: int, seed: int, report: Path) -> list[s
         "--checks=all",
         f"--max-examples={max_examples}",
         f"--seed={seed}",
+        f"--mode={mode}",
         "--workers=1",
         "--suppress-health-check=all",  # slow or filtered generation is not a finding about the API
         "--report=json",
