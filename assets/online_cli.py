@@ -27,6 +27,7 @@ from recs_platform.monitoring.online import engagement_drop, online_metrics, rea
 from recs_platform.online.simulator import WEEK, Day, Simulator, simulation_days, weekly_table
 from recs_platform.online.store import read_pointer
 from recs_platform.serving.launcher import start_server
+from recs_platform.serving.model import production_registry
 from recs_platform.settings import PlatformPaths
 
 FAST = {"weeks": 1, "days": 3, "users_per_day": 8}
@@ -104,6 +105,7 @@ def simulate(
             graph.ingest_events()
             if day.date in last_of_week:
                 retrains.append({"week": day.week, **graph.end_of_week()})
+                wait_for_champion(url, paths, args.settle_timeout_s, say)
 
     with api_url(args.api, paths, start_own=graph is not None) as url:
         served = Simulator(url, paths.landing, settle, args.k, users_per_day, log=say).run(days, "ml100k")
@@ -184,6 +186,19 @@ def wait_for_online_store(paths: PlatformPaths, timeout_s: float, say: Callable[
             return
         time.sleep(2)
     say(f"the online store was not refreshed within {timeout_s:.0f} s; is `dagster dev` running? continuing")
+
+
+def wait_for_champion(url: str, paths: PlatformPaths, timeout_s: float, say: Callable[[str], None]) -> None:
+    """Until the API answers with the bundle the champion alias names, so that the next day's
+    requests are not served by the previous version while the server reloads."""
+    champion = production_registry(paths).production()
+    deadline = time.monotonic() + timeout_s
+    while champion and time.monotonic() < deadline:
+        if httpx.get(f"{url}/readyz", timeout=5).json().get("serving") == champion.tag:
+            return
+        time.sleep(0.5)
+    if champion:
+        say(f"the API did not serve the champion {champion.tag} within {timeout_s:.0f} s; continuing")
 
 
 def daemon_retrains(since: datetime) -> list[dict]:

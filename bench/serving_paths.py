@@ -9,8 +9,9 @@ and pointer but holds only the state that path needs:
 * snapshot: no online store, no precomputed lists; known users get the model's training-time list,
   computed per request (``source=model``, path online);
 * precomputed: the same users, answered from the bundle's precomputed lists;
-* fresh history: the online store, where users have items since training; history models score
-  the current history per request (``source=model+fresh_history``).
+* fresh history: the online store with ``--new-items`` items appended to every user's history
+  (as if they landed after training); history models score the current history per request
+  (``source=model+fresh_history``).
 
 Latency is measured at the client (HTTP, JSON, answering, logging). Ratios are to the snapshot path.
 """
@@ -28,7 +29,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 
+from recs_platform.online.store import export_snapshot, read_pointer
 from recs_platform.serving.launcher import start_server
 from recs_platform.serving.model import precomputed_path, production_registry
 from recs_platform.settings import PlatformPaths
@@ -42,10 +45,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests per path")
     parser.add_argument("--k", type=int, default=10, help="items per request")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--new-items", type=int, default=3, help="items each user consumed since training")
     return parser.parse_args()
 
 
-def scratch_home(home: PlatformPaths, path: str, tag: str) -> Path:
+def with_new_items(online: Path, count: int, seed: int) -> None:
+    """Append ``count`` items the user has not seen to every history of the store under ``online``."""
+    state = pd.read_parquet(read_pointer(online)["path"])
+    catalog = np.unique(np.concatenate(state.item_sequence.to_numpy()))
+    rng = np.random.default_rng(seed)
+    after = np.concatenate(state.timestamp_sequence.to_numpy()).astype("datetime64[us]").max()
+    for row in state.itertuples():
+        fresh = rng.choice(np.setdiff1d(catalog, row.item_sequence), size=count, replace=False)
+        state.at[row.Index, "item_sequence"] = np.concatenate([row.item_sequence, fresh])
+        times = after + np.arange(1, count + 1) * np.timedelta64(1, "m")
+        state.at[row.Index, "timestamp_sequence"] = np.concatenate([row.timestamp_sequence, times])
+    export_snapshot(state, online)
+
+
+def scratch_home(home: PlatformPaths, path: str, tag: str, new_items: int, seed: int) -> Path:
     """A home sharing ``home``'s model store and pointer, with only what ``path`` needs."""
     scratch = Path(tempfile.mkdtemp(prefix=f"serving-{path}-"))
     target = PlatformPaths(scratch)
@@ -57,6 +75,7 @@ def scratch_home(home: PlatformPaths, path: str, tag: str) -> Path:
         shutil.copy(precomputed_path(home, tag), lists)
     if path == "fresh_history":
         shutil.copytree(home.online, target.online)
+        with_new_items(target.online, new_items, seed)
     return scratch
 
 
@@ -84,7 +103,7 @@ def main() -> None:
     sample = [random.Random(args.seed).choice(users) for _ in range(args.requests)]
     rows = {}
     for path in PATHS:
-        scratch = scratch_home(home, path, bundle.version)
+        scratch = scratch_home(home, path, bundle.version, args.new_items, args.seed)
         server = start_server(scratch)
         try:
             rows[path] = time_requests(server.url, sample, args.k)
