@@ -15,9 +15,13 @@ import dagster as dg
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from assets.progress import RunRecord, duration
 from recs_platform.evaluation.gates import GATES
+
+COLUMN_GAP = 3  # what rich's SIMPLE_HEAD box puts between two columns
+MIN_CONFIGURATION, MAX_CONFIGURATION = 12, 60
 
 
 @dataclass
@@ -76,7 +80,7 @@ class RunSummary:
         if self.rows:
             overview.add_row("rows", _rows_text(self.rows))
         sections = [overview] if overview.row_count else []
-        sections += [self._recommender_table()] if self.recommenders else []
+        sections += [self._recommender_table(console.width)] if self.recommenders else []
         sections += [self._gate_table()] if self.gates else []
         for section in sections:
             console.print()
@@ -90,21 +94,29 @@ class RunSummary:
             closing.add_row(name, link)
         console.print(closing)
 
-    def _recommender_table(self) -> Table:
+    def _recommender_table(self, width: int) -> Table:
+        # Names and figures first and whole; the configuration, last, is cut to what the terminal
+        # has left (rich would otherwise squeeze every column, figures included).
+        names = [entry["name"] + (" (candidate)" if entry["candidate"] else "") for entry in self.recommenders]
+        headers = [f"{split} {self.metric or ''}".strip() for split in ("valid", "test")]
         table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-        table.add_column("recommender")
-        table.add_column("configuration", max_width=60, no_wrap=True, overflow="ellipsis")
-        table.add_column(f"valid {self.metric or ''}".strip(), justify="right")
-        table.add_column(f"test {self.metric or ''}".strip(), justify="right")
-        for entry in self.recommenders:
-            name = entry["name"] + (" (candidate)" if entry["candidate"] else "")
-            table.add_row(name, entry["configuration"], _score(entry["valid"]), _score(entry["test"]))
+        table.add_column("recommender", no_wrap=True)
+        for header in headers:
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("configuration", no_wrap=True)
+        fixed = max(map(len, names)) + sum(max(len(header), 6) for header in headers) + COLUMN_GAP * 3 + 2
+        room = max(min(width - fixed, MAX_CONFIGURATION), MIN_CONFIGURATION)
+        for name, entry in zip(names, self.recommenders, strict=True):
+            configuration = Text(entry["configuration"])
+            configuration.truncate(room, overflow="ellipsis")
+            table.add_row(name, _score(entry["valid"]), _score(entry["test"]), configuration)
         return table
 
     def _gate_table(self) -> Table:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-        for column in ("gate", "verdict", "reason"):
-            table.add_column(column)
+        table.add_column("gate", no_wrap=True, min_width=max((len(gate["name"]) for gate in self.gates), default=4))
+        table.add_column("verdict", no_wrap=True, min_width=7)
+        table.add_column("reason")
         for gate in self.gates:
             verdict = "[green]PASS[/]" if gate["passed"] else "[red]FAIL[/]"
             table.add_row(gate["name"], verdict, gate["reason"] or "")

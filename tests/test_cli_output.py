@@ -10,10 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from rich.console import Console
 
 from assets import cli
 from assets.progress import Estimate, EventRouter, NodeOutcome, RunRecord, follow_run
-from assets.summary import summary_of_runs
+from assets.summary import RunSummary, summary_of_runs
 from recs_platform.data import synthetic
 from recs_platform.settings import PlatformPaths
 
@@ -66,7 +67,7 @@ def test_default_output_is_short_and_holds_the_summary(two_runs):
     assert not [line for line in lines if "DEBUG" in line or "STEP_START" in line]
     assert re.search(r"^ ?1 of \d+ OK +raw/events \.+ \[ *[\d.]+s\] no new files \(20 already ingested\)", text, re.M)
     assert re.search(rf"^data version +{summary['data_version']}$", text, re.M)
-    assert re.search(rf"recommender +configuration +valid {summary['metric']} +test {summary['metric']}", text)
+    assert re.search(rf"recommender +valid {summary['metric']} +test {summary['metric']} +configuration", text)
     for gate in ("threshold", "beats_baselines", "no_regression"):
         assert re.search(rf"^ ?{gate} +PASS +test {summary['metric']}", text, re.M)
     assert re.search(r"^deployed +recs-recommender:\w+$", text, re.M)
@@ -90,7 +91,7 @@ def test_json_holds_the_same_figures_as_the_table(two_runs):
     }  # fmt: skip
     assert [entry["name"] for entry in summary["recommenders"]] == ["ease", "cooccurrence", "popularity"]
     for entry in summary["recommenders"]:  # same data, same seeds: the second run reproduces the figures
-        assert re.search(rf"^ ?{entry['name']}\b.* {entry['valid']:.4f} +{entry['test']:.4f}\s*$", text, re.M)
+        assert re.search(rf"^ ?{entry['name']}\b.* {entry['valid']:.4f} +{entry['test']:.4f} +c\d", text, re.M)
     assert [(gate["name"], gate["passed"]) for gate in summary["gates"]] == [
         ("threshold", True), ("beats_baselines", True), ("no_regression", True),
     ]  # fmt: skip
@@ -162,3 +163,29 @@ def test_costs_never_go_negative_when_finishes_arrive_out_of_order():
     record._finish(late, "OK", 140.0)  # a node that a later run of the same session finished again
     assert record.costs() == {"ingest": 10.0, "train": 30.0}
     assert Estimate(record.costs()).total == 40.0
+
+
+def test_an_80_column_terminal_keeps_names_and_figures_whole():
+    recommender = {"valid": 0.3312, "test": 0.3420, "candidate": True}
+    summary = RunSummary(
+        succeeded=True, run_ids=["r"], data_version="1775a9b28722669f", rows={}, metric="ndcg@10",
+        recommenders=[
+            {**recommender, "name": "segment_popularity", "configuration": "c0 " + "x=1, " * 40},
+            {**recommender, "name": "dlae", "configuration": "c4 dropout=0.5, l2=200.0, zero_diagonal=False"},
+        ],
+        gates=[{"name": "beats_baselines", "passed": True, "reason": "test ndcg@10 0.3420 beats cooccurrence"}],
+        deployment={"tag": "recs-recommender:abc"}, failure=None, seconds=62.0, log="/tmp/run.log",
+    )  # fmt: skip
+    narrow, wide = rendered(summary, 80), rendered(summary, 160)
+    assert max(map(len, narrow.splitlines())) <= 80
+    assert re.search(r"^ ?segment_popularity \(candidate\) +0\.3312 +0\.3420 +c0 x=1, .*…\s*$", narrow, re.M), narrow
+    assert re.search(r"^ ?dlae \(candidate\) +0\.3312 +0\.3420 +c4 dropout=0\.…\s*$", narrow, re.M), narrow
+    assert re.search(r"^ ?beats_baselines +PASS +test ndcg@10 0\.3420 beats cooccurrence\s*$", narrow, re.M), narrow
+    full = "c4 dropout=0.5, l2=200.0, zero_diagonal=False"
+    assert re.search(rf"^ ?dlae \(candidate\) +0\.3312 +0\.3420 +{re.escape(full)}\s*$", wide, re.M), wide
+
+
+def rendered(summary: RunSummary, width: int) -> str:
+    out = io.StringIO()
+    summary.render(Console(file=out, width=width, force_terminal=False))
+    return out.getvalue()
