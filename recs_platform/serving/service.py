@@ -41,7 +41,9 @@ DEFAULT_LOG_ROTATE_S = 60.0
 inspect_app = build_app(lambda: bentoml.get_current_service().inspector)
 
 
-@bentoml.service(name="recs-recommender", traffic={"timeout": 10})
+# 60 s, not 10: an admin move verifies the bundle in a separate process first (about 6 s alone,
+# more on a busy machine), and a 504 would report a move that still completes in the background.
+@bentoml.service(name="recs-recommender", traffic={"timeout": 60})
 @bentoml.asgi_app(inspect_app, path="/inspect")
 class RecommenderService:
     # The one model declaration: a holder that loads the production bundle and hot-reloads it.
