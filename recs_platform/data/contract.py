@@ -59,6 +59,20 @@ class CatalogColumn:
     name: str
     kind: ColumnKind
     separator: str = "|"
+    # Numeric columns only: band edges, e.g. [18, 25] gives '<18', '18-24', '25+' in ``<name>_bucket``.
+    buckets: tuple[float, ...] = ()
+    # Whether a categorical (or bucketed) user column splits users into segments for slices,
+    # segment popularity, drift and the user tower; off for near-unique values such as postcodes.
+    segment: bool = True
+
+    @property
+    def segment_column(self) -> str | None:
+        """The user-feature column this attribute contributes to segments, if any."""
+        if not self.segment:
+            return None
+        if self.kind == "numeric":
+            return f"{self.name}_bucket" if self.buckets else None
+        return self.name if self.kind == "categorical" else None
 
     @property
     def sql_type(self) -> str:
@@ -105,6 +119,11 @@ class DatasetContract:
     def has_catalog(self, kind: str) -> bool:
         return (self.users if kind == "users" else self.items) is not None
 
+    @property
+    def user_segment_columns(self) -> list[str]:
+        """User-feature columns that segment users (``age_bucket``, ``gender``, ...), from the contract."""
+        return [name for column in self.catalog("users") if (name := column.segment_column)]
+
     def columns_of_kind(self, kind: str, *column_kinds: str) -> list[str]:
         return [column.name for column in self.catalog(kind) if column.kind in column_kinds]
 
@@ -128,14 +147,17 @@ class DatasetContract:
 
         def columns(kind: str) -> list[dict[str, str]]:
             return [
-                {"name": c.name, "kind": c.kind, "separator": c.separator, "sql_type": c.sql_type}
+                {"name": c.name, "kind": c.kind, "separator": c.separator, "buckets": list(c.buckets)}
                 for c in self.catalog(kind)
             ]
 
         return {
             "name": self.name,
+            "has_users": self.has_catalog("users"),
+            "has_items": self.has_catalog("items"),
             "user_id_type": ID_SQL_TYPES[self.user_id_type],
             "item_id_type": ID_SQL_TYPES[self.item_id_type],
+            "positive_event_types": sorted(self.positive_weights),
             "positive_weights": self.positive_weights,
             "user_columns": columns("users"),
             "item_columns": columns("items"),
@@ -161,10 +183,17 @@ def _columns(raw: Any, source: str, catalog: str) -> tuple[CatalogColumn, ...] |
         kind = spec.get("kind") if isinstance(spec, dict) else spec
         if kind not in COLUMN_KINDS:
             raise _error(source, f"'{catalog}.{name}.kind' is {kind!r}; expected one of {', '.join(COLUMN_KINDS)}")
-        separator = spec.get("separator", "|") if isinstance(spec, dict) else "|"
-        if not isinstance(separator, str) or not separator:
-            raise _error(source, f"'{catalog}.{name}.separator' must be a non-empty string")
-        columns.append(CatalogColumn(name, kind, separator))
+        spec = spec if isinstance(spec, dict) else {}
+        separator = spec.get("separator", "|")
+        if not isinstance(separator, str) or not separator or "'" in separator:
+            raise _error(source, f"'{catalog}.{name}.separator' must be a non-empty string without quotes")
+        buckets = spec.get("buckets", [])
+        numbers = isinstance(buckets, list) and all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in buckets
+        )
+        if not numbers or buckets != sorted(set(buckets)) or (buckets and kind != "numeric"):
+            raise _error(source, f"'{catalog}.{name}.buckets' must be increasing numbers, on a numeric column")
+        columns.append(CatalogColumn(name, kind, separator, tuple(buckets), bool(spec.get("segment", True))))
     return tuple(columns)
 
 
