@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -238,6 +239,12 @@ def parse_contract(document: dict, source: str = "<contract>") -> DatasetContrac
         title_column=title,
         source=source,
     )
+
+
+@functools.cache
+def default_contract() -> DatasetContract:
+    """MovieLens' contract: what library calls that are given none assume."""
+    return load_contract(DEFAULT_CONTRACT)
 
 
 def load_contract(path: Path | str) -> DatasetContract:

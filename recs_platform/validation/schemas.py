@@ -54,7 +54,9 @@ def split_schema(
 
 # The pandera dtype of each id type, and of each contract column kind in the feature marts.
 ID_DTYPES = {"integer": "int64", "string": str}
-KIND_DTYPES = {"categorical": str, "numeric": "float64", "multi": str, "date": "datetime64[us]", "timestamp": "datetime64[us]"}
+KIND_DTYPES = {
+    "categorical": str, "numeric": "float64", "multi": str, "date": "datetime64[us]", "timestamp": "datetime64[us]",
+}  # fmt: skip
 
 
 def _id_column(contract: DatasetContract, role: str, checks: list | None = None, **options: Any) -> pa.Column:
