@@ -7,8 +7,8 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from assets.dbt import dbt_models
 from assets.resources import SplitSettings, StorageResource, WarehouseResource
 from recs_platform.artifacts import DatasetVersion
-from recs_platform.validation.datasets import freeze
 from recs_platform.data.contract import DEFAULT_CONTRACT, load_contract
+from recs_platform.validation.datasets import freeze
 from recs_platform.validation.schemas import (
     ValidationFailure,
     item_features_schema,

@@ -10,7 +10,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from assets.dbt_project import dbt_project
-from assets.resources import DEFAULT_CONTRACT, SplitSettings, StorageResource, WarehouseResource
+from assets.resources import SplitSettings, StorageResource, WarehouseResource
+from recs_platform.data.contract import DEFAULT_CONTRACT
 
 
 class AutomatedDbtTranslator(DagsterDbtTranslator):

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 from recs_platform.data import warehouse
-from recs_platform.data.contract import DEFAULT_CONTRACT, DatasetContract, contract_for_home
+from recs_platform.data.contract import DatasetContract, contract_for_home
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.registry import CHALLENGER, CHAMPION, ModelRegistry

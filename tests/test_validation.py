@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recs_platform.validation.datasets import MANIFEST, TABLES, DatasetVersion, freeze
 from recs_platform.data.contract import load_contract
+from recs_platform.validation.datasets import MANIFEST, TABLES, DatasetVersion, freeze
 from recs_platform.validation.schemas import ValidationFailure, validate_dataset
 
 MOVIELENS = load_contract("movielens")
