@@ -143,17 +143,17 @@ def _answer(
     path: str | None = None,
 ) -> Answer:
     return Answer(
-        item_ids=[_plain(i) for i in items],
+        item_ids=[plain_id(i) for i in items],
         scores=[float(s) for s in scores],
         source=source,
         history_source=history_source,
-        history=[_plain(i) for i in history],
+        history=[plain_id(i) for i in history],
         features=dict(features or {}),
         path=path,
     )
 
 
-def _plain(item_id: Any) -> int | str:
+def plain_id(item_id: Any) -> int | str:
     """A numpy or pandas id as the JSON-ready int or str it stands for."""
     return item_id.item() if isinstance(item_id, np.generic) else item_id
 
