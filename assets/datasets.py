@@ -69,7 +69,12 @@ def dataset(
                 "failure_sample": dg.MetadataValue.md(failure.failure_cases.head(20).to_markdown(index=False)),
             },
         ) from failure
-    info = {"split": split.dbt_vars(), "cutoffs": cutoffs, "contract": contract.name}
+    info = {
+        "split": split.dbt_vars(),
+        "cutoffs": cutoffs,
+        "contract": contract.name,
+        "model_defaults": contract.model_defaults(),
+    }
     version = freeze(validated, storage.paths.datasets, info)
     context.log.info(f"dataset version {version.version} at {version.path}")
     return dg.Output(

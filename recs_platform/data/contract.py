@@ -125,6 +125,18 @@ class DatasetContract:
         """User-feature columns that segment users (``age_bucket``, ``gender``, ...), from the contract."""
         return [name for column in self.catalog("users") if (name := column.segment_column)]
 
+    def model_defaults(self) -> dict[str, list[str]]:
+        """Feature-column parameters of the recommenders that use side information, from this
+        contract: a sweep that sets none trains on the dataset's own columns."""
+        segments = self.user_segment_columns
+        items = [
+            f"{column.name}_list" if column.kind == "multi" else column.name
+            for column in self.catalog("items")
+            if column.kind in ("multi", "categorical") and column.name != self.title_column
+        ]
+        defaults = {"user_features": segments, "item_features": items}
+        return defaults | ({"segment_columns": segments[:2]} if segments else {})
+
     def columns_of_kind(self, kind: str, *column_kinds: str) -> list[str]:
         return [column.name for column in self.catalog(kind) if column.kind in column_kinds]
 
