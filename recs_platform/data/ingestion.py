@@ -126,7 +126,7 @@ def read_records(path: Path) -> tuple[pd.DataFrame, list[dict]]:
 
 
 def _records(records: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
-    frame = pd.DataFrame(records, columns=columns)
+    frame = pd.DataFrame(records, columns=columns, dtype=object)  # as parsed: no int → float coercion
     return frame.assign(**{c: frame.get(c, pd.Series(dtype=object)) for c in ("line_number", "raw_text")})
 
 
