@@ -87,9 +87,7 @@ def write_jsonl(landing: Path, name: str, rows: pd.DataFrame) -> Path:
     return path
 
 
-def ingest_one(
-    tmp_path: Path, writer, name: str, force_pandas=False, monkeypatch=None, rows=None, contract=MOVIELENS
-):
+def ingest_one(tmp_path: Path, writer, name: str, force_pandas=False, monkeypatch=None, rows=None, contract=MOVIELENS):
     landing = tmp_path / name
     writer(landing, name, frame() if rows is None else rows)
     if force_pandas:
@@ -172,7 +170,7 @@ def test_string_ids_are_checked_alike_on_every_path(tmp_path, monkeypatch):
             "timestamp": pd.array([1704067200] * len(ids), dtype="Int64"),
         }
     )
-    report, quarantine, events = same_on_every_path(tmp_path, monkeypatch, rows, shop)
+    _, quarantine, events = same_on_every_path(tmp_path, monkeypatch, rows, shop)
     assert quarantine == {
         3: "item_id is blank",
         4: "item_id is blank",

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from assets.definitions import build_definitions
-from recs_platform.data.events import write_landing_file
 from recs_platform.data.contract import load_contract
+from recs_platform.data.events import write_landing_file
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.data.warehouse import connect, ensure_raw_schema
 from recs_platform.monitoring.raw_health import events_freshness, quarantine_rates
