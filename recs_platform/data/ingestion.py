@@ -242,7 +242,7 @@ def _numbers(series: pd.Series) -> pd.Series:
         return pd.Series(np.nan, index=series.index)
     if pd.api.types.is_numeric_dtype(series.dtype):
         return pd.Series(series.to_numpy(dtype=float, na_value=np.nan), index=series.index)
-    return series.map(_number, na_action="ignore").astype(float)
+    return series.astype(object).map(_number).astype(float)
 
 
 def _number(value: object) -> float:
@@ -391,10 +391,10 @@ def clean_events(records: pd.DataFrame, now: datetime, contract: DatasetContract
     typed["timestamp"] = _as_timestamp(records["timestamp"])
     typed["event_id"] = _event_ids(records, typed)
     typed["context"] = _context(records)
-    reasons = pd.Series(None, index=records.index, dtype=object)
-    for rule in event_rules(contract):
-        _reject(reasons, rule.pandas(records, typed, now), rule.reason)
-    return typed, reasons
+    rules = event_rules(contract)
+    fails = [np.asarray(rule.pandas(records, typed, now).fillna(False), dtype=bool) for rule in rules]
+    reasons = np.select(fails, [rule.reason for rule in rules], default=None) if len(records) else []
+    return typed, pd.Series(reasons, index=records.index, dtype=object)
 
 
 def _event_ids(records: pd.DataFrame, typed: pd.DataFrame) -> pd.Series:
