@@ -183,3 +183,26 @@ def test_ingestion_runs_fail_with_one_sentence_not_a_traceback(tmp_path, monkeyp
     monkeypatch.setenv("RECS_CONTRACT", "shop")  # the warehouse was made for MovieLens above
     result = _ingest_partition(tmp_path, "strings.parquet")
     assert _failure_description(result).startswith("the warehouse's raw.events was made for another dataset contract")
+
+
+def test_serving_logs_hold_the_contract_id_types(tmp_path):
+    landing = tmp_path / "landing"
+    base = '"served_at": "2024-05-01T10:00:00", "model_version": "m1", "source": "model", "scores": [0.9, 0.5]'
+    land(
+        landing, "serving_logs", "log.jsonl",
+        ('{"request_id": "r1", "user_id": "u-1", "item_ids": ["sku:1", "sku:2"], ' + base + "}\n"
+         '{"request_id": "r2", "user_id": "u-1", "item_ids": ["sku:1", true], ' + base + "}\n"
+         '{"request_id": "r3", "user_id": 4.0, "item_ids": ["sku:1", "sku:2"], ' + base + "}\n"
+         '{"request_id": "r4", "user_id": "u-2", "item_ids": ["sku:1", 7], "history_items": [" "], ' + base + "}\n"
+         ).encode(),
+    )  # fmt: skip
+    connection = duckdb.connect()
+    [report] = ingest_landing(connection, landing, kinds=("serving_logs",), now=NOW, contract=SHOP)
+    assert (report.rows_in, report.rows_loaded) == (4, 1)
+    served = connection.execute("select request_id, user_id, item_ids from raw.served_impressions").fetchall()
+    assert served == [("r1", "u-1", ["sku:1", "sku:2"])]
+    assert dict(connection.execute("select line_number, reason from raw.quarantine").fetchall()) == {
+        2: "item_ids is not a list of string ids",
+        3: "user_id is not text",
+        4: "history_items is not a list of string ids",
+    }
