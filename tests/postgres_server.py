@@ -28,7 +28,7 @@ class PostgresServer:
     port: int
     user: str = SUPERUSER
 
-    def connect(self, database: str = "postgres"):  # noqa: ANN201 - psycopg2 connection
+    def connect(self, database: str = "postgres"):
         return psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=database)
 
     def create_database(self, name: str) -> str:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dask.distributed import Client, LocalCluster
 
 import assets.definitions
+import assets.executors
 from assets.definitions import build_definitions
-from assets.executors import EXECUTOR_CONFIG_DIR, engine_config
+from assets.executors import engine_config
 from recs_platform.data import synthetic, warehouse
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.settings import PlatformPaths
@@ -45,6 +47,18 @@ def engine_environment(patch: pytest.MonkeyPatch, root: Path, engine: str) -> Pa
     return home
 
 
+def prepare_dataset(defs: dg.Definitions, instance: dg.DagsterInstance, home: Path) -> None:
+    """Raw layer, dbt models (their tests left out, for time) and the validated dataset, in-process;
+    the dataset lands in the shared step storage, where the Dask run reads it."""
+    with warehouse.connect(PlatformPaths(home).warehouse) as connection:
+        ingest_landing(connection, PlatformPaths(home).landing, kinds=("events",))
+    ingested = dg.AssetSelection.assets(["raw", "events"], ["raw", "served_impressions"], "landing_zone")
+    upstream = (dg.AssetSelection.assets("dataset").upstream() - ingested).resolve(defs.resolve_asset_graph())
+    job = defs.resolve_job_def("recs_pipeline").get_subset(asset_selection=upstream, asset_check_selection=set())
+    assert job.execute_in_process(instance=instance).success
+    assert (home / "step_outputs" / "dataset").exists()
+
+
 def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_shared_storage(tmp_path, monkeypatch):
     home = engine_environment(monkeypatch, tmp_path, "dask")
     port = free_port()
@@ -59,16 +73,12 @@ def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_share
         monkeypatch.setattr(assets.definitions, "defs", defs)
         (tmp_path / "dagster").mkdir()
         instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
-        # The landed events go straight to the raw layer; the run does the rest, dbt included.
-        with warehouse.connect(PlatformPaths(home).warehouse) as connection:
-            ingest_landing(connection, PlatformPaths(home).landing, kinds=("events",))
+        prepare_dataset(defs, instance, home)
 
         job = ReconstructableRepository.for_module("assets.definitions", "defs").get_reconstructable_job(
             "recs_pipeline"
         )
-        ingested = dg.AssetSelection.assets(["raw", "events"], ["raw", "served_impressions"], "landing_zone")
-        selection = (dg.AssetSelection.assets("ease_model").upstream() - ingested).resolve(defs.resolve_asset_graph())
-        with dg.execute_job(job, instance, asset_selection=sorted(selection)) as result:
+        with dg.execute_job(job, instance, asset_selection=[dg.AssetKey("ease_model")]) as result:
             assert result.success
             starts = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
             materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -78,7 +88,39 @@ def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_share
     assert len([e for e in starts if EASE_TRAIN in e.step_key]) == 4
     assert len(train_pids) == 2 and train_pids <= worker_pids
     assert {e.pid for e in starts} <= worker_pids and os.getpid() not in worker_pids
-    assert {"dataset", "ease_model", "split_train"} <= materialized
-    # Every step's output went through the shared folder, where the next step (on either worker) read it.
+    assert materialized == {"ease_model"}
+    # The dataset came from the shared folder (written by the preparing process), and every sweep
+    # step's output went through it to the step that read it, on either worker.
     stored = {path.parent.name for path in (home / "step_outputs").rglob("result")}
     assert sum(EASE_TRAIN in name for name in stored) == 4, stored
+
+
+def test_the_documented_kubernetes_executor_configuration_is_valid_for_the_pipeline(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECS_EXECUTOR", "k8s")
+    monkeypatch.delenv("RECS_SWEEPS", raising=False)
+    defs = build_definitions("ci", tmp_path)
+    job = defs.resolve_job_def("recs_pipeline")
+
+    assert job.executor_def.name == "k8s"
+    dg.validate_run_config(job)  # raises DagsterInvalidConfigError on a wrong key or type
+    assert set(engine_config("k8s")["per_step_k8s_config"]) <= {node.name for node in job.all_node_defs}
+    assert defs.resources["io_manager"].base_dir == str(tmp_path.resolve() / "step_outputs")
+
+
+def test_a_misspelt_executor_setting_is_rejected(tmp_path, monkeypatch):
+    misspelt = tmp_path / "executors"
+    misspelt.mkdir()
+    (misspelt / "k8s.yaml").write_text(yaml.safe_dump({**engine_config("k8s"), "max_concurent": 8}))
+    monkeypatch.setattr(assets.executors, "EXECUTOR_CONFIG_DIR", misspelt)
+    monkeypatch.setenv("RECS_EXECUTOR", "k8s")
+    job = build_definitions("ci", tmp_path).resolve_job_def("recs_pipeline")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="max_concurent"):
+        dg.validate_run_config(job)
+
+
+def test_the_engine_is_named_in_one_place(monkeypatch):
+    monkeypatch.setenv("RECS_EXECUTOR", "spark")
+    with pytest.raises(ValueError, match="RECS_EXECUTOR must be one of multiprocess, dask, k8s"):
+        build_definitions("ci")
+    monkeypatch.delenv("RECS_EXECUTOR")
+    assert build_definitions("ci").resolve_job_def("recs_pipeline").executor_def.name == "multi_or_in_process_executor"

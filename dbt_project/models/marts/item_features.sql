@@ -42,7 +42,7 @@ joined as (
         items.genres,
         items.genre_list,
         items.release_year,
-        date_diff('day', items.release_date, reference_time.max_event_ts::date) as item_age_days,
+        {{ dbt.datediff('items.release_date', 'reference_time.max_event_ts::date', 'day') }} as item_age_days,
         coalesce(item_activity.n_interactions, 0) as n_interactions,
         coalesce(item_activity.n_users, 0) as n_users,
         item_activity.first_interaction_at

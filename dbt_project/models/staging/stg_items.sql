@@ -15,11 +15,8 @@ renamed as (
         title,
         release_date,
         coalesce(genres, '') as genres,
-        list_filter(
-            string_split(coalesce(genres, ''), '|'),
-            lambda g: g <> ''
-        )::varchar[] as genre_list,
-        year(release_date) as release_year,
+        {{ split_nonempty("coalesce(genres, '')", '|') }}::varchar[] as genre_list,
+        {{ year_of('release_date') }} as release_year,
         source_file,
         ingested_at
 
