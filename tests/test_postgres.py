@@ -90,9 +90,9 @@ def test_a_job_on_the_postgres_instance_records_its_run_and_events(postgres, tmp
         assert cursor.fetchone()[0] == len(events)
 
 
-def dbt_run(target: str, target_path: Path, env: dict[str, str]) -> None:
+def dbt_run(target: str, target_path: Path, env: dict[str, str], *extra: str) -> None:
     command = [str(DBT), "run", "--full-refresh", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
-    command += ["--target", target, "--target-path", str(target_path), "--log-path", str(target_path / "logs")]
+    command += ["--target", target, "--target-path", str(target_path), "--log-path", str(target_path / "logs"), *extra]
     completed = subprocess.run(
         command, env={**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}, capture_output=True, text=True
     )
@@ -142,17 +142,28 @@ def test_the_dbt_project_builds_on_postgres_with_the_results_it_has_on_duckdb(po
     database = postgres.create_database("warehouse")
     copy_raw_layer(duckdb_path, postgres, database)
 
-    dbt_run("local", tmp_path / "duckdb-target", {"RECS_WAREHOUSE_PATH": str(duckdb_path), "DBT_TARGET": "local"})
+    duck_env = {"RECS_WAREHOUSE_PATH": str(duckdb_path), "DBT_TARGET": "local"}
     pg_env = {"RECS_PG_HOST": postgres.host, "RECS_PG_PORT": str(postgres.port), "RECS_PG_DATABASE": database}
-    dbt_run("postgres", tmp_path / "postgres-target", {**pg_env, "RECS_PG_USER": postgres.user})
+    pg_env["RECS_PG_USER"] = postgres.user
+    dbt_run("local", tmp_path / "duckdb-target", duck_env)
+    dbt_run("postgres", tmp_path / "postgres-target", pg_env)
+    assert_same_answers(duckdb_path, postgres, database, COMPARED)
 
+    # The temporal protocol's quantile cutoffs too.
+    temporal = ("--select", "interaction_splits", "split_cutoffs", "--vars", "{split_protocol: temporal}")
+    dbt_run("local", tmp_path / "duckdb-target", duck_env, *temporal)
+    dbt_run("postgres", tmp_path / "postgres-target", pg_env, *temporal)
+    assert_same_answers(duckdb_path, postgres, database, [*COMPARED[:1], TEMPORAL_CUTOFFS])
+
+
+def assert_same_answers(duckdb_path: Path, postgres, database: str, queries: list[str]) -> None:
     with warehouse.connect(duckdb_path, read_only=True) as duck, closing(postgres.connect(database)) as pg:
-        for query in COMPARED:
+        for query in queries:
             expected = duck.execute(query).fetchall()
             with pg.cursor() as cursor:
                 cursor.execute(query)
                 assert normalized(cursor.fetchall()) == normalized(expected), query
-                assert expected, query
+            assert expected, query
 
 
 # Queries both engines answer alike, over every model's dialect-specific columns.
@@ -169,6 +180,9 @@ COMPARED = [
     "select request_id, served_by, history_length from main.stg_serving_requests order by 1, 2",
     "select split_protocol, n_train, n_valid, n_test from main.split_cutoffs",
 ]
+
+
+TEMPORAL_CUTOFFS = "select split_protocol, valid_cutoff, test_cutoff, n_train, n_valid, n_test from main.split_cutoffs"
 
 
 def normalized(rows: list[tuple]) -> list[tuple]:
