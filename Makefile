@@ -48,9 +48,12 @@ demo: install
 run: install
 	$(BIN)/recs-platform bootstrap && $(BIN)/recs-platform run
 
-# Debian's Chromium for the browser tests (Playwright's own browser download is not used).
+# Debian's Chromium for the browser tests (Playwright's own browser download is not used), and
+# Debian's PostgreSQL server for the instance and second-dbt-target tests (tests/postgres_server.py
+# starts its own on a loopback port; Debian keeps initdb and pg_ctl in /usr/lib/postgresql/*/bin).
 system-deps:
 	@command -v chromium >/dev/null || (echo "installing Debian's chromium for the browser tests…" && apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (echo "installing Debian's postgresql for the PostgreSQL tests…" && apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
 test: install system-deps
 	$(BIN)/python -m pytest

@@ -21,6 +21,7 @@ from assets.datasets import dataset
 from assets.dbt import dbt_models
 from assets.deployment import candidate_model, deployment, deployment_gates
 from assets.evaluation import evaluation_report, evaluation_suite, next_item_evaluation, next_item_models, over_models
+from assets.executors import executor_for
 from assets.ingestion import (
     events_are_fresh,
     landing_zone,
@@ -73,6 +74,8 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
         schedules=[weekly_retrain, freshness_schedule],
         sensors=[landing_zone_sensor, retrain_on_new_data, retrain_on_engagement_drop],
         resources=resources_for(env, home),
+        # RECS_EXECUTOR and config/executors/ choose where steps run (see assets/executors.py).
+        executor=executor_for(),
         # Dagster's console logger unless a run config names others; the command line names run_events.
         loggers={**dg.default_loggers(), "run_events": run_events},
     )

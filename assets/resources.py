@@ -13,6 +13,7 @@ from dagster_dbt import DbtCliResource
 from pydantic import Field, field_validator
 
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
+from assets.executors import step_storage
 from recs_platform.data import warehouse
 from recs_platform.data.contract import DatasetContract, contract_for_home
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS
@@ -210,4 +211,6 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
         "gate": GateSettings(**_settings("gate", env)),
         "engagement": EngagementSettings(**_settings("engagement", env)),
         "promotion": PromotionSettings(**_settings("promotion", env)),
+        # Step outputs through a shared folder when the executor (RECS_EXECUTOR) runs steps elsewhere.
+        **({"io_manager": io_manager} if (io_manager := step_storage(paths.home)) else {}),
     }

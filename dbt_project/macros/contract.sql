@@ -17,10 +17,7 @@
     {%- for column in contract_columns(kind) %}
         {%- if column.kind == 'multi' %}
         coalesce({{ column.name }}, '') as {{ column.name }},
-        list_filter(
-            string_split(coalesce({{ column.name }}, ''), '{{ column.separator }}'),
-            lambda value: value <> ''
-        )::varchar[] as {{ column.name }}_list,
+        {{ split_nonempty("coalesce(" ~ column.name ~ ", '')", column.separator) }}::varchar[] as {{ column.name }}_list,
         {%- else %}
         {{ column.name }},
         {%- endif %}

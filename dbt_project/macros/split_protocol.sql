@@ -16,6 +16,6 @@
 
 {#- Select-list expressions computing the global temporal cutoffs over a timestamp column. -#}
 {% macro temporal_split_cutoffs(timestamp_column) %}
-    quantile_cont({{ timestamp_column }}, {{ var('temporal_valid_quantile') }}) as valid_cutoff,
-    quantile_cont({{ timestamp_column }}, {{ var('temporal_test_quantile') }}) as test_cutoff
+    {{ timestamp_quantile(timestamp_column, var('temporal_valid_quantile')) }} as valid_cutoff,
+    {{ timestamp_quantile(timestamp_column, var('temporal_test_quantile')) }} as test_cutoff
 {% endmacro %}

@@ -45,7 +45,7 @@ consumption as (
         and positive_events.item_id = impressions.item_id
         and positive_events.event_ts > impressions.served_at
         and positive_events.event_ts
-            <= impressions.served_at + to_hours({{ var('attribution_window_hours') }})
+            <= {{ dbt.dateadd('hour', var('attribution_window_hours'), 'impressions.served_at') }}
     group by impressions.request_id, impressions.served_by, impressions.position
 
 ),
@@ -56,8 +56,8 @@ final as (
         impressions.*,
         consumption.consumed_at is not null as consumed,
         consumption.consumed_at,
-        date_diff('second', impressions.served_at, consumption.consumed_at) / 3600.0 as hours_to_consume,
-        impressions.served_at + to_hours({{ var('attribution_window_hours') }})
+        {{ dbt.datediff('impressions.served_at', 'consumption.consumed_at', 'second') }} / 3600.0 as hours_to_consume,
+        {{ dbt.dateadd('hour', var('attribution_window_hours'), 'impressions.served_at') }}
             <= newest_event.newest_event_ts as window_closed
 
     from impressions

@@ -19,7 +19,7 @@ unnested as (
         user_id,
         model_version,
         answer_source,
-        unnest(generate_series(1, len(item_ids))) as position,
+        {{ list_positions('item_ids') }} as position,
         unnest(item_ids) as item_id,
         unnest(scores) as score
 

@@ -47,8 +47,8 @@ user_counts as (
     select
         user_id,
         count(*) as n,
-        count(*) * {{ var('valid_ratio') }}::double as valid_share,
-        count(*) * {{ var('test_ratio') }}::double as test_share
+        count(*) * cast({{ var('valid_ratio') }} as {{ type_double() }}) as valid_share,
+        count(*) * cast({{ var('test_ratio') }} as {{ type_double() }}) as test_share
 
     from interactions
     group by user_id

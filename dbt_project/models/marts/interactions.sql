@@ -67,14 +67,16 @@ watermark as (
 new_catalog_users as (
 
     select user_id from users
-    anti join (select distinct user_id from {{ this }}) as known using (user_id)
+    except
+    select user_id from {{ this }}
 
 ),
 
 new_catalog_items as (
 
     select item_id from items
-    anti join (select distinct item_id from {{ this }}) as known using (item_id)
+    except
+    select item_id from {{ this }}
 
 ),
 
@@ -91,14 +93,14 @@ changed_pairs as (
 
     select user_id, item_id
     from events
-    semi join new_catalog_users using (user_id)
+    {{ semi_join('new_catalog_users', ['user_id']) }}
     where {{ is_positive_event('events') }}
 
     union
 
     select user_id, item_id
     from events
-    semi join new_catalog_items using (item_id)
+    {{ semi_join('new_catalog_items', ['item_id']) }}
     where {{ is_positive_event('events') }}
 
 ),
@@ -107,7 +109,7 @@ selected_events as (
 
     select positive_events.*
     from positive_events
-    semi join changed_pairs using (user_id, item_id)
+    {{ semi_join('changed_pairs', ['user_id', 'item_id']) }}
 
 ),
 

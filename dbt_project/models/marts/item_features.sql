@@ -56,7 +56,7 @@ joined as (
         {%- endfor %}
         {%- if date_column %}
         items.release_year,
-        date_diff('day', items.{{ date_column }}::date, reference_time.max_event_ts::date) as item_age_days,
+        {{ dbt.datediff('items.' ~ date_column ~ '::date', 'reference_time.max_event_ts::date', 'day') }} as item_age_days,
         {%- endif %}
         coalesce(item_activity.n_interactions, 0) as n_interactions,
         coalesce(item_activity.n_users, 0) as n_users,

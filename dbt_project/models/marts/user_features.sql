@@ -43,7 +43,7 @@ final as (
         coalesce(user_activity.n_interactions, 0) as n_interactions,
         user_activity.first_interaction_at,
         user_activity.last_interaction_at,
-        date_diff('day', user_activity.last_interaction_at, reference_time.max_event_ts)
+        {{ dbt.datediff('user_activity.last_interaction_at', 'reference_time.max_event_ts', 'day') }}
             as days_since_last_interaction,
         {%- for column in contract_columns('users') %}
         users.{{ column.name }},

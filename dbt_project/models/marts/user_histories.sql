@@ -12,8 +12,8 @@ final as (
 
     select
         user_id,
-        list(item_id order by first_interaction_at, item_id)::bigint[] as item_sequence,
-        list(first_interaction_at order by first_interaction_at, item_id) as timestamp_sequence,
+        {{ ordered_list('item_id', 'first_interaction_at, item_id') }}::bigint[] as item_sequence,
+        {{ ordered_list('first_interaction_at', 'first_interaction_at, item_id') }} as timestamp_sequence,
         count(*) as sequence_length
 
     from interactions

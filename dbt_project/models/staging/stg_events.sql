@@ -33,7 +33,7 @@ source as (
 
     select raw_events.*
     from {{ source('raw', 'events') }} as raw_events
-    semi join changed_event_ids on raw_events.event_id = changed_event_ids.event_id
+    {{ semi_join('changed_event_ids', ['event_id']) }}
 
 ),
 

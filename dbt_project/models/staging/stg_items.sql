@@ -37,7 +37,7 @@ renamed as (
         {% if title %}coalesce({{ title }}::varchar, item_id::varchar){% else %}item_id::varchar{% endif %} as title,
         {{- contract_staging_columns('items') }}
         {%- if date_column %}
-        year({{ date_column }}) as release_year,
+        {{ year_of(date_column) }} as release_year,
         {%- endif %}
         source_file,
         ingested_at

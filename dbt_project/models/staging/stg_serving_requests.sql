@@ -23,7 +23,7 @@ renamed as (
         source as answer_source,
         path as answer_path,
         history_source,
-        coalesce(len(history_items), 0) as history_length,
+        coalesce({{ list_length('history_items') }}, 0) as history_length,
         user_features,
         item_ids,
         scores,
