@@ -57,10 +57,12 @@ def start_server(
     env: dict[str, str] | None = None,
     wait_for: str = "/readyz",
     timeout_s: float = 90.0,
+    service: str = SERVICE,
 ) -> ServerHandle:
     """Serve the registry under ``home`` and wait until ``wait_for`` answers 200.
 
-    Pass ``wait_for="/livez"`` to start without a production model (``/readyz`` stays 503).
+    Pass ``wait_for="/livez"`` to start without a production model (``/readyz`` stays 503), and
+    ``service`` (``module:Class``, importable from the repository root) to serve another service.
     """
     paths = PlatformPaths(Path(home).resolve())
     port = port or free_port()
@@ -71,7 +73,7 @@ def start_server(
         "BENTOML_DO_NOT_TRACK": "True",
         **(env or {}),
     }
-    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(port), "--host", "127.0.0.1"]
     log_path = Path(tempfile.mkstemp(prefix="recs-serve-", suffix=".log")[1])
     with log_path.open("wb") as log:
         # A file, not a pipe: nobody drains a pipe while the server runs, and a full one blocks it.
