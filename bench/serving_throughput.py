@@ -47,6 +47,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 WRK_SCRIPT = BENCH_DIR / "recommend.lua"
 NOOP_SERVICE = "bench.noop_service:NoopService"
 NOOP = "noop"
+BATCHED_SERVICE = "bench.batched_service:BatchedRecommender"
+BATCHED = "snapshot_batched"
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--new-items", type=int, default=3, help="items each user consumed since training")
+    parser.add_argument(
+        "--batched", action="store_true", help="also the snapshot path, batched (bench/batched_service.py)"
+    )
     return parser.parse_args()
 
 
@@ -106,9 +111,9 @@ def write_users(users: list[int], seed: int) -> Path:
 
 @contextmanager
 def serving(home: PlatformPaths, path: str, tag: str, new_items: int, seed: int) -> Iterator[ServerHandle]:
-    """The real service on ``path``'s scratch home, or the no-op service for ``NOOP``."""
-    scratch = scratch_home(home, "snapshot" if path == NOOP else path, tag, new_items, seed)
-    service = {"service": NOOP_SERVICE} if path == NOOP else {}
+    """The real service on ``path``'s scratch home, or the no-op or batched service."""
+    scratch = scratch_home(home, path if path in PATHS else "snapshot", tag, new_items, seed)
+    service = {NOOP: {"service": NOOP_SERVICE}, BATCHED: {"service": BATCHED_SERVICE}}.get(path, {})
     server = start_server(scratch, **service)
     try:
         yield server
@@ -134,7 +139,7 @@ def main() -> None:
     bundle = production_registry(home).load_production()
     users = bundle.model.user_map.ids.tolist()
     users_file = write_users(users, args.seed)
-    names = [NOOP, *args.paths.split(",")]
+    names = [NOOP, *args.paths.split(","), *([BATCHED] if args.batched else [])]
     saturated: dict[str, list[WrkRun]] = {name: [] for name in names}
     with ExitStack() as stack:
         servers = {
