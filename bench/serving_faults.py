@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import psutil
 from serving_paths import scratch_home
 from serving_throughput import WrkRun, run_wrk, write_users
 
@@ -58,25 +57,14 @@ def swap_champion(registry: ModelRegistry, tags: list[str], swaps: int, seconds:
         registry.promote(tags[swap % len(tags)], reason=f"bench swap {swap + 1}", by="bench")
 
 
-def worker_pids(server: ServerHandle) -> set[int]:
-    pids = set()
-    for child in psutil.Process(server.process.pid).children(recursive=True):
-        try:
-            if "_bentoml_impl.worker.service" in " ".join(child.cmdline()):
-                pids.add(child.pid)
-        except psutil.Error:
-            pass  # exited
-    return pids
-
-
 def kill_worker(server: ServerHandle, after_s: float, result: dict[str, float]) -> None:
     """SIGKILL the worker after ``after_s``; record how long until a new one answered."""
     time.sleep(after_s)
-    (worker,) = worker_pids(server)
+    (worker,) = server.worker_pids()
     os.kill(worker, signal.SIGKILL)
     killed = time.monotonic()
     with httpx.Client(timeout=60) as client:
-        while not (worker_pids(server) - {worker}):
+        while not (server.worker_pids() - {worker}):
             time.sleep(0.05)
         client.get(f"{server.url}/readyz")
         result["recovery_s"] = time.monotonic() - killed

@@ -17,6 +17,9 @@ wrk drives them one at a time, in rounds (noop, snapshot, precomputed, fresh his
   path's ratio to the no-op's mean;
 * paced: at half the no-op's saturated rate, the latency a client sees below saturation
   (target: p99 <= 20 ms).
+
+With ``--profile``, py-spy (``pip install py-spy``) samples each server's worker during one more
+saturated run, and the functions with the largest share of the samples are printed per server.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--new-items", type=int, default=3, help="items each user consumed since training")
+    parser.add_argument("--profile", action="store_true", help="sample each worker with py-spy (see above)")
     parser.add_argument(
         "--batched", action="store_true", help="also the snapshot path, batched (bench/batched_service.py)"
     )
@@ -122,6 +126,25 @@ def serving(home: PlatformPaths, path: str, tag: str, new_items: int, seed: int)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def profile(server: ServerHandle, users_file: Path, seconds: int, connections: int, top: int = 12) -> str:
+    """The ``top`` functions by share of py-spy's samples of the worker (inclusive, idle excluded),
+    during a saturated wrk run."""
+    (worker,) = server.worker_pids()
+    with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
+        spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker), "-d", str(seconds)]
+        sampling = subprocess.Popen([*spy, "-r", "200", "-f", "raw", "-o", raw.name], stdout=subprocess.DEVNULL)
+        run_wrk(server.url, users_file, seconds, connections)
+        sampling.wait()
+        inclusive, total = Counter(), 0
+        for line in Path(raw.name).read_text().splitlines():
+            stack, count = line.rsplit(" ", 1)
+            total += int(count)
+            # A frame is "function (file:line)"; each function counts once per stack.
+            for function in {frame.split(":")[0] for frame in stack.split(";")}:
+                inclusive[function] += int(count)
+    return "\n".join(f"  {count / total:5.1%}  {function}" for function, count in inclusive.most_common(top))
+
+
 def sources(url: str, users: list[int], k: int) -> str:
     """How a sample of requests was answered, e.g. ``model 50``."""
     with httpx.Client(timeout=10) as client:
@@ -156,6 +179,10 @@ def main() -> None:
             name: run_wrk(server.url, users_file, args.seconds, args.connections, rate=half, k=args.k)
             for name, server in servers.items()
         }
+        if args.profile:
+            for name, server in servers.items():
+                shares = profile(server, users_file, args.seconds, args.connections)
+                print(f"{name}: share of the worker's samples\n{shares}\n")
     users_file.unlink()
     report(args, bundle, answered, saturated, paced, half)
 

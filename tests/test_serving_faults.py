@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import psutil
 import pytest
 from test_serving import KNOWN_USER, Served, metric, publish, serving_ease, wait_for
 
@@ -84,19 +83,6 @@ def traffic(url: str) -> Iterator[Traffic]:
             thread.join(70)
 
 
-def worker_pids(served: Served) -> set[int]:
-    """The BentoML worker processes of the server (the supervisor forks them)."""
-    children = psutil.Process(served.server.process.pid).children(recursive=True)
-    return {child.pid for child in children if _is_worker(child)}
-
-
-def _is_worker(process: psutil.Process) -> bool:
-    try:
-        return "_bentoml_impl.worker.service" in " ".join(process.cmdline())
-    except psutil.Error:
-        return False  # it exited (a zombie until its parent reaps it)
-
-
 def readyz(served: Served) -> dict:
     return httpx.get(f"{served.server.url}/readyz", timeout=10).json()
 
@@ -106,12 +92,12 @@ def metrics(served: Served) -> str:
 
 
 def test_a_killed_worker_fails_at_most_its_in_flight_requests_and_is_replaced(served: Served) -> None:
-    (worker,) = worker_pids(served)
+    (worker,) = served.server.worker_pids()
     with traffic(served.server.url) as load:
         wait_for(lambda: load.answered >= 20)
         os.kill(worker, signal.SIGKILL)
         killed_at = time.monotonic()
-        wait_for(lambda: len(worker_pids(served) - {worker}) == 1, timeout_s=60)
+        wait_for(lambda: len(served.server.worker_pids() - {worker}) == 1, timeout_s=60)
         answered = load.answered
         wait_for(lambda: load.answered >= answered + 20, timeout_s=60)  # the new worker answers
     # Only the requests the dead worker was answering fail; those sent while it restarts wait in

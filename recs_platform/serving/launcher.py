@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from recs_platform.settings import PlatformPaths
 
 SERVICE = "recs_platform.serving.service:RecommenderService"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_MODULE = "_bentoml_impl.worker.service"  # in a worker process' command line
 
 
 @dataclass
@@ -43,6 +45,17 @@ class ServerHandle:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
+
+    def worker_pids(self) -> set[int]:
+        """The worker processes answering requests (BentoML's supervisor forks and restarts them)."""
+        workers = set()
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if WORKER_MODULE in child.cmdline():
+                    workers.add(child.pid)
+            except psutil.Error:
+                pass  # it exited (a zombie until its parent reaps it)
+        return workers
 
 
 def free_port() -> int:
