@@ -127,6 +127,17 @@ class RecommenderContract:
         users = self.all_users(train)
         pd.testing.assert_frame_equal(fitted.recommend(users, k=5), fitted.recommend(users, k=5, batch_size=5))
 
+    def test_one_users_list_is_the_batch_list(self, fitted: Recommender, train: pd.DataFrame) -> None:
+        """``recommend_one`` (the serving path: one user, no frame) gives each user the list of
+        ``recommend`` over all users at once."""
+        users = self.all_users(train)
+        for k in (1, 5, N_ITEMS):
+            batch = fitted.recommend(users, k=k)
+            for user, expected in batch.groupby("user_id", sort=False):
+                items, scores = fitted.recommend_one(int(user), k)
+                assert items.tolist() == expected.item_id.tolist(), (user, k)
+                np.testing.assert_allclose(scores, expected.score.to_numpy(), rtol=1e-6, atol=1e-7)
+
     # -- exclusion ---------------------------------------------------------------------------
     def test_seen_items_are_never_recommended(self, fitted: Recommender, train: pd.DataFrame) -> None:
         recs = fitted.recommend(self.all_users(train), k=N_ITEMS)

@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,9 +103,9 @@ class Served:
         return self.post(json.dumps({"user_id": KNOWN_USER})).json()["model_version"]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    home = tmp_path_factory.mktemp("recs_home")
+@contextmanager
+def serving_ease(home: Path) -> Iterator[Served]:
+    """A server on ``home`` with an EASE champion and the online store of ``online_state()``."""
     registry = production_registry(PlatformPaths(home))
     publish(registry, home / "work", EASERecommender(l2=10.0), "ease-v1")
     export_snapshot(online_state(), PlatformPaths(home).online)
@@ -113,6 +114,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(home, registry, server)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving_ease(tmp_path_factory.mktemp("recs_home")) as served:
+        yield served
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:

@@ -53,14 +53,17 @@ FIELDS = (
 class ServingLogWriter:
     """Buffers records and lands them as files every ``rotate_s`` seconds; never raises to callers.
 
-    ``written``, ``failed`` and ``dropped`` count records, for the service's metrics.
+    For the service's metrics, ``written`` counts records landed, ``failed`` records that could
+    not be serialised, ``dropped`` records refused because the buffer was full (both lost), and
+    ``landing_failures`` attempts to land a file that failed (their records stay buffered for the
+    next attempt).
     """
 
     def __init__(self, directory: Path, rotate_s: float = 60.0, max_buffer: int = 1_000_000) -> None:
         self.directory = directory
         self.rotate_s = rotate_s
         self.max_buffer = max_buffer
-        self.written = self.failed = self.dropped = 0
+        self.written = self.failed = self.dropped = self.landing_failures = 0
         self._buffer: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -95,10 +98,15 @@ class ServingLogWriter:
             logger.exception("could not land %d serving log records; keeping them for the next try", len(lines))
             with self._lock:
                 self._buffer[:0] = lines
-                self.failed += 1
+                self.landing_failures += 1
             return None
         self.written += len(lines)
         return path
+
+    @property
+    def buffered(self) -> int:
+        """Records waiting to land."""
+        return len(self._buffer)
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,7 +123,11 @@ class ServingLogWriter:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         name = f"served-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         partial = self.directory / f".{name}.partial"  # not a landed suffix: never picked up half-written
-        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        try:
+            partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        except OSError:
+            partial.unlink(missing_ok=True)  # a disk that filled up midway keeps no half file
+            raise
         target = self.directory / name
         partial.replace(target)
         return target

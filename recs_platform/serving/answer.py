@@ -96,7 +96,7 @@ def _known_user(
     precomputed: PrecomputedLists | None,
 ) -> Answer:
     model = bundle.model
-    trained = model.item_map.ids[model.seen[model.user_map.index([request.user_id])[0]].indices]
+    trained = model.item_map.ids[model.seen_items(model.user_map.index([request.user_id])[0])]
     fresh = model.item_map.contains(history) & ~np.isin(history, trained)
     if fresh.any() and model.scores_any_history:
         items, scores = model.recommend_for_history(history, request.k)
@@ -107,8 +107,8 @@ def _known_user(
     listed = precomputed.get(request.user_id, request.k) if precomputed is not None else None
     if listed is not None:
         return _answer(*listed, "model", history_source, history, features, path="precomputed")
-    ranked = model.recommend([request.user_id], k=request.k)
-    return _answer(ranked.item_id, ranked.score, "model", history_source, history, features, path="online")
+    items, scores = model.recommend_one(request.user_id, request.k)
+    return _answer(items, scores, "model", history_source, history, features, path="online")
 
 
 def _by_segment(
@@ -142,12 +142,13 @@ def _answer(
     features: dict[str, Any] | None = None,
     path: str | None = None,
 ) -> Answer:
+    # tolist(): Python ints and floats in one call, not one conversion per element in Python.
     return Answer(
-        item_ids=[plain_id(i) for i in items],
-        scores=[float(s) for s in scores],
+        item_ids=np.asarray(items).tolist(),  # int64 or str ids alike
+        scores=np.asarray(scores, dtype=np.float64).tolist(),
         source=source,
         history_source=history_source,
-        history=[plain_id(i) for i in history],
+        history=np.asarray(history).tolist(),
         features=dict(features or {}),
         path=path,
     )

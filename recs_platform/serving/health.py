@@ -9,7 +9,9 @@ Three views of ``ProductionModel.health()``:
   could still answer. Degradation is for alerting, not routing. Before any bundle has loaded,
   ``/readyz`` is 503.
 * ``/metrics`` (``metrics_text``, appended to BentoML's): ``recs_serving_degraded``,
-  ``recs_serving_bundle{role="served"|"pointer",tag=...}`` and ``recs_bundle_load_failures_total``.
+  ``recs_serving_bundle{role="served"|"pointer",tag=...}``, ``recs_bundle_load_failures_total``,
+  ``recs_pointer_read_failures_total`` and the serving log's counters (``recs_serving_log_*``:
+  records landed, lost, buffered, and failed attempts to land them).
 * a status file per process under ``$RECS_HOME/serving`` (``StatusFile``), which
   ``recs-platform status`` reads: no URL to know, and every server on the home is seen.
 """
@@ -30,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.responses import JSONResponse
 
+from recs_platform.data.serving_log import ServingLogWriter
 from recs_platform.files import write_json_atomically
 from recs_platform.serving.model import ServingHealth
 
@@ -57,8 +60,9 @@ class ReadinessMiddleware:
 
 
 class _HealthCollector(Collector):
-    def __init__(self, report: ServingHealth) -> None:
+    def __init__(self, report: ServingHealth, serving_log: ServingLogWriter | None) -> None:
         self.report = report
+        self.serving_log = serving_log
 
     def collect(self) -> Iterator[Metric]:
         report = self.report
@@ -82,13 +86,40 @@ class _HealthCollector(Collector):
         for what, count in report.load_failures.items():
             failures.add_metric([what], count)
         yield failures
+        unreadable = CounterMetricFamily(
+            "recs_pointer_read_failures",
+            "Polls at which this server could not read a pointer (truncated, not JSON), per watched value",
+            labels=["what"],
+        )
+        for what, count in report.pointer_read_failures.items():
+            unreadable.add_metric([what], count)
+        yield unreadable
+        if self.serving_log is not None:
+            yield from _serving_log_metrics(self.serving_log)
 
 
-def metrics_text(report: ServingHealth) -> str:
-    """The health gauges and counter in Prometheus' text format, computed from ``report`` at scrape
-    time (so a tag that no longer serves leaves no stale series behind)."""
+def _serving_log_metrics(log: ServingLogWriter) -> Iterator[Metric]:
+    records = CounterMetricFamily(
+        "recs_serving_log_records",
+        "Serving-log records: landed as files, or lost (failed: could not be serialised; dropped: the buffer was full)",
+        labels=["outcome"],
+    )
+    for outcome, count in (("landed", log.written), ("failed", log.failed), ("dropped", log.dropped)):
+        records.add_metric([outcome], count)
+    yield records
+    yield CounterMetricFamily(
+        "recs_serving_log_landing_failures",
+        "Attempts to land buffered records as a file that failed (disk full, unwritable); the records are kept",
+        value=log.landing_failures,
+    )
+    yield GaugeMetricFamily("recs_serving_log_buffered", "Serving-log records waiting to land", value=log.buffered)
+
+
+def metrics_text(report: ServingHealth, serving_log: ServingLogWriter | None = None) -> str:
+    """The health gauges and counters (and ``serving_log``'s) in Prometheus' text format, computed
+    at scrape time (so a tag that no longer serves leaves no stale series behind)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_HealthCollector(report))
+    registry.register(_HealthCollector(report, serving_log))
     return generate_latest(registry).decode()
 
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from recs_platform.settings import PlatformPaths
 
 SERVICE = "recs_platform.serving.service:RecommenderService"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_MODULE = "_bentoml_impl.worker.service"  # in a worker process' command line
 
 
 @dataclass
@@ -44,6 +46,17 @@ class ServerHandle:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    def worker_pids(self) -> set[int]:
+        """The worker processes answering requests (BentoML's supervisor forks and restarts them)."""
+        workers = set()
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if WORKER_MODULE in child.cmdline():
+                    workers.add(child.pid)
+            except psutil.Error:
+                pass  # it exited (a zombie until its parent reaps it)
+        return workers
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -57,10 +70,12 @@ def start_server(
     env: dict[str, str] | None = None,
     wait_for: str = "/readyz",
     timeout_s: float = 90.0,
+    service: str = SERVICE,
 ) -> ServerHandle:
     """Serve the registry under ``home`` and wait until ``wait_for`` answers 200.
 
-    Pass ``wait_for="/livez"`` to start without a production model (``/readyz`` stays 503).
+    Pass ``wait_for="/livez"`` to start without a production model (``/readyz`` stays 503), and
+    ``service`` (``module:Class``, importable from the repository root) to serve another service.
     """
     paths = PlatformPaths(Path(home).resolve())
     port = port or free_port()
@@ -71,7 +86,7 @@ def start_server(
         "BENTOML_DO_NOT_TRACK": "True",
         **(env or {}),
     }
-    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "bentoml", "serve", service, "--port", str(port), "--host", "127.0.0.1"]
     log_path = Path(tempfile.mkstemp(prefix="recs-serve-", suffix=".log")[1])
     with log_path.open("wb") as log:
         # A file, not a pipe: nobody drains a pipe while the server runs, and a full one blocks it.

@@ -4,9 +4,10 @@ BentoML 1.4 has no in-process model reload, so a daemon thread polls the pointer
 what changed: the champion and challenger bundles (the registry's aliases), the online store (its
 ``current.json``) and the champion's precomputed lists (a file named after its tag). Each
 new value is loaded completely before a single reference assignment publishes it: a request
-reads each reference once and finishes on what it started with. A value that fails to load is
-reported once and the previous one keeps serving; ``ProductionModel.health`` then says the server
-is degraded (see ``serving.health``).
+reads each reference once and finishes on what it started with. A value that fails to load, a
+pointer that cannot be read (truncated, not JSON) and a served bundle whose store folder was
+removed are reported and the values in memory keep serving; ``ProductionModel.health`` then says
+the server is degraded (see ``serving.health``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -57,14 +58,19 @@ class Watched(Generic[Value]):
         self.failed_version: str | None = None
         self.failure: str | None = None  # why failed_version could not be loaded, on one line
         self.load_failures = 0
+        self.read_error: str | None = None  # why the pointer could not be read at the last poll
+        self.read_failures = 0
 
     def refresh(self) -> bool:
         """Swap in the value of the current version if it changed; True when a new value serves."""
         try:
             wanted = self._version()
-        except Exception:
-            logger.exception("could not read the %s pointer", self.name)
+        except Exception as error:
+            if self.read_error is None:  # logged once while it lasts, not at every poll
+                logger.exception("could not read the %s pointer; still serving %s", self.name, self.version)
+            self.read_error, self.read_failures = error_sentence(error), self.read_failures + 1
             return False
+        self.read_error = None
         self.wanted = wanted
         if wanted is None or wanted in (self.version, self.failed_version):
             return False
@@ -86,10 +92,13 @@ class ServingHealth:
     """What one serving process answers from, against what the champion alias names."""
 
     serving: str | None  # the champion tag this process answers with
-    pointer: str | None  # the tag the champion alias named at the last poll
-    degraded: bool  # the alias names a bundle this process could not load
-    reason: str | None  # why, on one line, when degraded
+    pointer: str | None  # the tag the champion alias named at the last poll that could read it
+    # The alias names a bundle this process could not load, a pointer could not be read at the
+    # last poll, or the served bundle's store folder is gone (it serves from memory).
+    degraded: bool
+    reason: str | None  # why, when degraded: one sentence per problem
     load_failures: dict[str, int]  # per watched value: bundle, precomputed lists, online store, challengers
+    pointer_read_failures: dict[str, int] = field(default_factory=dict)  # polls that could not read it, per value
 
     @property
     def ready(self) -> bool:
@@ -121,6 +130,7 @@ class ProductionModel:
         self.precomputed: Watched[PrecomputedLists] | None = None
         self.online: Watched[OnlineStore] | None = None
         self.challengers: Watched[list[Challenger]] | None = None
+        self.bundle_dir: Path | None = None  # the store folder of the served bundle
         self._listeners: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -154,7 +164,13 @@ class ProductionModel:
                 for alias, (tag, share) in json.loads(version).items()
             ]
 
-        self.bundle = Watched("bundle", production_tag, lambda tag: ServingBundle.load(registry.bundle_path(tag), tag))
+        def load_bundle(tag: str) -> ServingBundle:
+            path = registry.bundle_path(tag)
+            bundle = ServingBundle.load(path, tag)
+            self.bundle_dir = path  # nothing can fail between here and the swap
+            return bundle
+
+        self.bundle = Watched("bundle", production_tag, load_bundle)
         self.precomputed = Watched(
             "precomputed lists",
             precomputed_version,
@@ -186,19 +202,35 @@ class ProductionModel:
         self._listeners.append(listener)
 
     def health(self) -> ServingHealth:
-        """Degraded when the champion alias names a bundle this process failed to load: it keeps
-        answering with the last good one (or not at all, when it never loaded one)."""
+        """Degraded when something on disk is wrong that this process works around (see
+        ``problems``): it keeps answering with what it has in memory (or not at all, when it never
+        loaded a bundle)."""
         bundle = self.bundle
         if bundle is None:  # not started
             return ServingHealth(None, None, False, None, {})
-        degraded = bundle.wanted is not None and bundle.wanted == bundle.failed_version
+        problems = self.problems()
         return ServingHealth(
             serving=bundle.version,
             pointer=bundle.wanted,
-            degraded=degraded,
-            reason=f"{bundle.wanted} could not be loaded ({bundle.failure})" if degraded else None,
+            degraded=bool(problems),
+            reason="; ".join(problems) if problems else None,
             load_failures={watched.name: watched.load_failures for watched in self.watched},
+            pointer_read_failures={watched.name: watched.read_failures for watched in self.watched},
         )
+
+    def problems(self) -> list[str]:
+        """One sentence per problem now: the champion alias names a bundle that could not be
+        loaded, a pointer could not be read at the last poll, the served bundle's folder is gone."""
+        bundle, problems = self.bundle, []
+        if bundle.wanted is not None and bundle.wanted == bundle.failed_version:
+            problems.append(f"{bundle.wanted} could not be loaded ({bundle.failure})")
+        problems += [f"the {w.name} pointer could not be read ({w.read_error})" for w in self.watched if w.read_error]
+        if self.bundle_dir is not None and not self.bundle_dir.exists():
+            problems.append(
+                f"the store folder of {bundle.version} was removed ({self.bundle_dir}): served from memory, "
+                "a restarted server could not load it"
+            )
+        return problems
 
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_interval_s):

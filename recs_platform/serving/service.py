@@ -76,8 +76,9 @@ class RecommenderService:
         return self.production.bundle.value is not None
 
     def __metrics__(self, content: str) -> str:
-        """BentoML's /metrics hook: its metrics, then the served tag, the pointer's and load failures."""
-        return content + metrics_text(self.production.health())
+        """BentoML's /metrics hook: its metrics, then the served tag, the pointer's, load and read
+        failures, and the serving log's counters."""
+        return content + metrics_text(self.production.health(), self.serving_log)
 
     @bentoml.api
     def recommend(

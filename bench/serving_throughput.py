@@ -1,0 +1,214 @@
+"""Throughput and latency of ``recommend`` against a no-op BentoML service, side by side in one run.
+
+    apt-get install wrk
+    .venv/bin/python bench/serving_throughput.py --home var/sim --seconds 15 --rounds 2
+
+The home must hold a deployed champion, its precomputed lists and an online store (what
+bench/pipeline.py or a simulation leaves). Four servers run at once, each with the service's
+default settings (one worker): the no-op service (``bench/noop_service.py``: same request model,
+same response shape, no model) and the real service on the three paths of bench/serving_paths.py
+(snapshot, precomputed, fresh history), each in a scratch home holding only what its path needs.
+
+wrk drives them one at a time, in rounds (noop, snapshot, precomputed, fresh history, again), with
+``-t1 -c<connections>`` posting ``{"user_id": u, "k": 10}`` across the model's users
+(bench/recommend.lua):
+
+* saturated: as fast as the server answers; the table gives the mean over rounds, and each
+  path's ratio to the no-op's mean;
+* paced: at half the no-op's saturated rate, the latency a client sees below saturation
+  (target: p99 <= 20 ms).
+
+With ``--profile``, py-spy (``pip install py-spy``) samples each server's worker during one more
+saturated run, and the functions with the largest share of the samples are printed per server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from serving_paths import PATHS, scratch_home
+
+from recs_platform.serving.launcher import ServerHandle, start_server
+from recs_platform.serving.model import production_registry
+from recs_platform.settings import PlatformPaths
+
+BENCH_DIR = Path(__file__).resolve().parent
+WRK_SCRIPT = BENCH_DIR / "recommend.lua"
+NOOP_SERVICE = "bench.noop_service:NoopService"
+NOOP = "noop"
+BATCHED_SERVICE = "bench.batched_service:BatchedRecommender"
+BATCHED = "snapshot_batched"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=Path("var/bench"), help="platform home (RECS_HOME)")
+    parser.add_argument("--seconds", type=int, default=15, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="saturated rounds over all servers")
+    parser.add_argument("--connections", type=int, default=16, help="wrk -c")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated serving paths to run")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--new-items", type=int, default=3, help="items each user consumed since training")
+    parser.add_argument("--profile", action="store_true", help="sample each worker with py-spy (see above)")
+    parser.add_argument(
+        "--batched", action="store_true", help="also the snapshot path, batched (bench/batched_service.py)"
+    )
+    return parser.parse_args()
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """What one wrk run reports (``done`` in bench/recommend.lua)."""
+
+    requests: int
+    seconds: float
+    errors: dict[str, int]
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+
+def run_wrk(
+    url: str, users_file: Path, seconds: float, connections: int, rate: float | None = None, k: int = 10
+) -> WrkRun:
+    """One wrk run against ``url``; saturating, or paced at ``rate`` requests/s."""
+    env = {**os.environ, "WRK_USERS": str(users_file), "WRK_K": str(k)}
+    if rate is not None:
+        env["WRK_RATE"] = str(rate)
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT), url]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return WrkRun(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def write_users(users: list[int], seed: int) -> Path:
+    """The users in a shuffled order, one per line, for bench/recommend.lua."""
+    shuffled = random.Random(seed).sample(users, len(users))
+    handle, name = tempfile.mkstemp(prefix="wrk-users-", suffix=".txt")
+    with os.fdopen(handle, "w") as file:
+        file.write("\n".join(str(user) for user in shuffled) + "\n")
+    return Path(name)
+
+
+@contextmanager
+def serving(home: PlatformPaths, path: str, tag: str, new_items: int, seed: int) -> Iterator[ServerHandle]:
+    """The real service on ``path``'s scratch home, or the no-op or batched service."""
+    scratch = scratch_home(home, path if path in PATHS else "snapshot", tag, new_items, seed)
+    service = {NOOP: {"service": NOOP_SERVICE}, BATCHED: {"service": BATCHED_SERVICE}}.get(path, {})
+    server = start_server(scratch, **service)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def profile(server: ServerHandle, users_file: Path, seconds: int, connections: int, top: int = 12) -> str:
+    """The ``top`` functions by share of py-spy's samples of the worker (inclusive, idle excluded),
+    during a saturated wrk run."""
+    (worker,) = server.worker_pids()
+    with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
+        spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker), "-d", str(seconds)]
+        sampling = subprocess.Popen([*spy, "-r", "200", "-f", "raw", "-o", raw.name], stdout=subprocess.DEVNULL)
+        run_wrk(server.url, users_file, seconds, connections)
+        sampling.wait()
+        inclusive, total = Counter(), 0
+        for line in Path(raw.name).read_text().splitlines():
+            stack, count = line.rsplit(" ", 1)
+            total += int(count)
+            # A frame is "function (file:line)"; each function counts once per stack.
+            for function in {frame.split(":")[0] for frame in stack.split(";")}:
+                inclusive[function] += int(count)
+    return "\n".join(f"  {count / total:5.1%}  {function}" for function, count in inclusive.most_common(top))
+
+
+def sources(url: str, users: list[int], k: int) -> str:
+    """How a sample of requests was answered, e.g. ``model 50``."""
+    with httpx.Client(timeout=10) as client:
+        counts = Counter(client.post(f"{url}/recommend", json={"user_id": u, "k": k}).json()["source"] for u in users)
+    return ", ".join(f"{name} {count}" for name, count in counts.most_common())
+
+
+def main() -> None:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    home = PlatformPaths(args.home.resolve())
+    if not home.aliases.exists():
+        sys.exit(f"no production model under {args.home}: run bench/pipeline.py first")
+    bundle = production_registry(home).load_production()
+    users = bundle.model.user_map.ids.tolist()
+    users_file = write_users(users, args.seed)
+    names = [NOOP, *args.paths.split(","), *([BATCHED] if args.batched else [])]
+    saturated: dict[str, list[WrkRun]] = {name: [] for name in names}
+    with ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(serving(home, name, bundle.version, args.new_items, args.seed)) for name in names
+        }
+        answered = {name: sources(server.url, users[:50], args.k) for name, server in servers.items()}
+        for server in servers.values():  # warm-up: first-call costs, connection setup
+            run_wrk(server.url, users_file, 2, args.connections, k=args.k)
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                saturated[name].append(run_wrk(server.url, users_file, args.seconds, args.connections, k=args.k))
+        half = np.mean([run.rate for run in saturated[NOOP]]) / 2
+        paced = {
+            name: run_wrk(server.url, users_file, args.seconds, args.connections, rate=half, k=args.k)
+            for name, server in servers.items()
+        }
+        if args.profile:
+            for name, server in servers.items():
+                shares = profile(server, users_file, args.seconds, args.connections)
+                print(f"{name}: share of the worker's samples\n{shares}\n")
+    users_file.unlink()
+    report(args, bundle, answered, saturated, paced, half)
+
+
+def report(args, bundle, answered, saturated, paced, half) -> None:
+    noop_rate = np.mean([run.rate for run in saturated[NOOP]])
+    print(
+        f"bundle {bundle.version} ({bundle.model.name}), {len(bundle.model.user_map)} users, k={args.k}; "
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} saturated rounds, "
+        f"then paced at {half:.0f} req/s (half the no-op's saturated rate)\n"
+    )
+    print(
+        "| server | answers (50 requests) | saturated req/s per round | mean | / noop | sat. p50 ms | sat. p99 ms "
+        "| paced req/s | paced p50 ms | paced p99 ms | failed |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, runs in saturated.items():
+        rate = np.mean([run.rate for run in runs])
+        rounds = ", ".join(f"{run.rate:.0f}" for run in runs)
+        p50, p99 = np.median([run.p50_ms for run in runs]), np.median([run.p99_ms for run in runs])
+        failed = sum(run.failed for run in runs) + paced[name].failed
+        print(
+            f"| {name} | {answered[name]} | {rounds} | {rate:.0f} | {rate / noop_rate:.0%} | {p50:.1f} | {p99:.1f} "
+            f"| {paced[name].rate:.0f} | {paced[name].p50_ms:.1f} | {paced[name].p99_ms:.1f} | {failed} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
