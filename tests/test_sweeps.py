@@ -128,7 +128,7 @@ def test_training_on_train_scores_validation(blocks, tmp_path):
 
 
 def test_refit_trains_the_chosen_configuration_on_train_and_valid(blocks, tmp_path):
-    chosen = train_and_validate(SweepConfig("ease", "c0", {"l2": 1.0}), blocks, tmp_path)
+    [chosen] = train_and_validate([SweepConfig("ease", "c0", {"l2": 1.0})], blocks, tmp_path)
     final = refit(chosen, blocks, tmp_path)
     assert final.trained_on == TRAIN_AND_VALID and final.metadata["trained_on"] == TRAIN_AND_VALID
     assert final.valid == chosen.valid  # the validation metrics it was selected on
@@ -141,7 +141,7 @@ def test_refit_trains_the_chosen_configuration_on_train_and_valid(blocks, tmp_pa
 
 def test_refit_of_an_early_stopped_model_trains_for_its_best_epoch_count(blocks, tmp_path):
     params = {"factors": 4, "epochs": 12, "eval_every": 1, "patience": 2, "seed": 1, "learning_rate": 0.05}
-    chosen = train_and_validate(SweepConfig("bpr", "c0", params), blocks, tmp_path)
+    [chosen] = train_and_validate([SweepConfig("bpr", "c0", params)], blocks, tmp_path)
     best_epoch = chosen.artifact.metadata["best_epoch"]
     assert 1 <= best_epoch <= chosen.artifact.metadata["epochs_trained"]
     final = refit(chosen, blocks, tmp_path)
