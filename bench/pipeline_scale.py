@@ -44,7 +44,7 @@ def run_shape(shape: str) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"pipeline-scale-{shape}-") as directory:
         home = Path(directory)
         os.environ["RECS_HOME"] = str(home)
-        began = time.perf_counter()
+        began, load_before = time.perf_counter(), os.getloadavg()[0]
         synthetic = generate(SyntheticConfig(n_users=n_users, n_items=n_items, n_events=n_events))
         write_to_landing(synthetic, PlatformPaths(home).landing)
         del synthetic
@@ -70,6 +70,7 @@ def run_shape(shape: str) -> dict:
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "children_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "stages": stages,
+            "load_average": [load_before, os.getloadavg()[0]],
         }
 
 
@@ -118,8 +119,8 @@ def run_child(shape: str, max_rss_gib: float) -> dict:
 def markdown(results: list[dict]) -> str:
     lines = [
         "| shape | events | items | users | success | wall s | peak RSS MiB (graph process)"
-        " | peak RSS MiB (process tree, sampled 1 s) |",
-        "|---|--:|--:|--:|---|--:|--:|--:|",
+        " | peak RSS MiB (process tree, sampled 1 s) | 1-min load average at start, end |",
+        "|---|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
     for r in results:
         if "error" in r:
@@ -127,7 +128,8 @@ def markdown(results: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['shape']} | {r['events']:,} | {r['items']:,} | {r['users']:,} | {r['success']} | {r['wall_s']:.1f}"
-            f" | {r['peak_rss_mib']:,.0f} | {r['tree_peak_mib']:,.0f} |"
+            f" | {r['peak_rss_mib']:,.0f} | {r['tree_peak_mib']:,.0f}"
+            f" | {r['load_average'][0]:.1f}, {r['load_average'][1]:.1f} |"
         )
     for r in results:
         if "stages" not in r:
