@@ -57,10 +57,14 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
     name = sweep.recommender
 
     @dg.op(name=f"{name}_configurations", out=dg.DynamicOut(list))
-    def plan(config: SweepRunConfig):
-        """One step per configuration, or one for all when the recommender shares work across fits."""
+    def plan(context: dg.OpExecutionContext, config: SweepRunConfig, dataset: DatasetVersion):
+        """One step per configuration, or one for all when the recommender shares work across fits;
+        a large dataset takes the sweep's ``large`` configurations when it has them."""
         override = json.loads(config.override_params_json)
-        for batch in fit_batches(sweep):
+        configs = sweep.configs_for(dataset.manifest()["rows"])
+        if configs is not sweep.configs:
+            context.log.info(f"{name}: large dataset, {len(configs)} configuration(s) from the sweep's large section")
+        for batch in fit_batches(name, configs):
             configs = [SweepConfig(name, c.config_id, {**c.params, **override}) for c in batch]
             for sweep_config in configs:
                 check_params(name, sweep_config.params, source="override_params_json")
@@ -135,7 +139,7 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
     )
     def model(dataset: DatasetVersion) -> ModelArtifact:
-        return select(plan().map(lambda configs: train_batch(configs, dataset)).collect(), dataset)
+        return select(plan(dataset).map(lambda configs: train_batch(configs, dataset)).collect(), dataset)
 
     return model
 

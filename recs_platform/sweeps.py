@@ -32,13 +32,32 @@ class SweepConfig:
     params: dict[str, Any]
 
 
+# A dataset is large above either size: its sweeps use their ``large`` grid when they have one.
+LARGE_CATALOGUE_ITEMS = 20_000
+LARGE_TRAINING_ROWS = 500_000
+
+
 @dataclass(frozen=True)
 class Sweep:
-    """Every configuration of one recommender, and whether the chosen one is refit on train+valid."""
+    """Every configuration of one recommender, and whether the chosen one is refit on train+valid.
+
+    ``large_configs`` (from the file's ``large`` section), when given, replace ``configs`` on a
+    large dataset (``is_large``): fewer, cheaper configurations where each fit costs minutes.
+    """
 
     recommender: str
     configs: list[SweepConfig]
     refit: bool = True
+    large_configs: list[SweepConfig] | None = None
+
+    def configs_for(self, dataset_rows: dict[str, int]) -> list[SweepConfig]:
+        """The configurations to fit on a dataset with these table row counts (its manifest's)."""
+        return self.large_configs if self.large_configs and is_large(dataset_rows) else self.configs
+
+
+def is_large(dataset_rows: dict[str, int]) -> bool:
+    """Whether a dataset (row counts per table) has a large catalogue or training log."""
+    return dataset_rows.get("items", 0) > LARGE_CATALOGUE_ITEMS or dataset_rows.get("train", 0) > LARGE_TRAINING_ROWS
 
 
 @dataclass(frozen=True)
@@ -70,14 +89,15 @@ def expand_grid(recommender: str, fixed: dict[str, Any], grid: dict[str, Sequenc
     return configs
 
 
-SWEEP_KEYS = {"params", "grid", "refit"}
+SWEEP_KEYS = {"params", "grid", "refit", "large"}
 
 
 def load_sweeps(*paths: Path) -> dict[str, Sweep]:
     """Sweeps from folders with one ``<recommender>.yaml`` per recommender, or from YAML files with
     a section per recommender; a later path adds to or replaces the recommenders of earlier ones.
 
-    Each entry holds ``params`` (fixed), ``grid`` ({name: [values]}) and ``refit`` (default true).
+    Each entry holds ``params`` (fixed), ``grid`` ({name: [values]}), ``refit`` (default true) and
+    optionally ``large`` ({params, grid}): the configurations for a large dataset instead.
     """
     sweeps: dict[str, Sweep] = {}
     for path in paths:
@@ -103,10 +123,19 @@ def _sweep(path: Path, recommender: str, entry: dict[str, Any]) -> Sweep:
     unknown = set(entry) - SWEEP_KEYS
     if unknown:
         raise SweepFileError(f"{path}: {recommender} has unknown keys {sorted(unknown)}; use {sorted(SWEEP_KEYS)}")
+    configs = _configs(path, recommender, entry)
+    large = entry.get("large")
+    if large is not None and (not isinstance(large, dict) or set(large) - {"params", "grid"}):
+        raise SweepFileError(f"{path}: {recommender}'s large section takes only params and grid")
+    large_configs = _configs(path, recommender, large) if large else None
+    return Sweep(recommender, configs, refit=bool(entry.get("refit", True)), large_configs=large_configs)
+
+
+def _configs(path: Path, recommender: str, entry: dict[str, Any]) -> list[SweepConfig]:
     configs = expand_grid(recommender, entry.get("params") or {}, entry.get("grid") or {})
     for config in configs:
         check_params(config.recommender, config.params, source=str(path))
-    return Sweep(recommender, configs, refit=bool(entry.get("refit", True)))
+    return configs
 
 
 def check_params(recommender: str, params: dict[str, Any], source: str) -> None:
@@ -117,12 +146,12 @@ def check_params(recommender: str, params: dict[str, Any], source: str) -> None:
         raise SweepFileError(f"{source}: recommender {error}") from None
 
 
-def fit_batches(sweep: Sweep) -> list[list[SweepConfig]]:
+def fit_batches(recommender: str, configs: list[SweepConfig]) -> list[list[SweepConfig]]:
     """The configurations each training step fits: all together when the recommender shares work
     across fits (one Gram matrix and decomposition), otherwise one per step."""
-    if RECOMMENDERS[sweep.recommender].shares_fit_work:
-        return [sweep.configs]
-    return [[config] for config in sweep.configs]
+    if RECOMMENDERS[recommender].shares_fit_work:
+        return [configs]
+    return [[config] for config in configs]
 
 
 def train_and_validate(
