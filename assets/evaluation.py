@@ -74,7 +74,7 @@ def evaluation_suite(
 ) -> dg.MaterializeResult:
     """Accuracy at several k, coverage, diversity, novelty, popularity bias, slices, custom metrics and
     significance against the best baseline, with plots and a standalone HTML report."""
-    loaded = {artifact.recommender: load_recommender(Path(artifact.path)) for artifact in models.values()}
+    loaded = {a.recommender: load_recommender(Path(a.path)) for a in models.values() if not a.skipped}
     suite = full_evaluation(
         loaded,
         dataset.load(),
@@ -96,6 +96,8 @@ def evaluation_suite(
             **plots,
             "html_report": dg.MetadataValue.path(str(html)),
             "best_baseline": suite.baseline or "none",
+            "skipped_models": ", ".join(f"{a.recommender} ({a.skipped})" for a in models.values() if a.skipped)
+            or "none",
             "same_first_item_flagged": ", ".join(flagged) or "none",
         }
     )
@@ -111,7 +113,7 @@ def next_item_evaluation(
     """Next-item prediction under leave-one-out (RecBole's sequential protocol): each model is
     refit, with its chosen configuration, on every user's sequence but the last two items, and
     ranks the full catalogue for the last one (history masked)."""
-    chosen = {artifact.recommender: artifact.params for artifact in models.values()}
+    chosen = {artifact.recommender: artifact.params for artifact in models.values() if not artifact.skipped}
     table = compare_next_item(dataset.load(), chosen, log=context.log.info, metric=gate.metric)
     return dg.MaterializeResult(
         metadata={

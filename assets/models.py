@@ -1,5 +1,7 @@
-"""One asset per recommender; each configuration of its sweep trains as its own step, the best on
-validation is refit on train+valid as the model that is evaluated and deployed.
+"""One asset per recommender; each configuration of its sweep trains as its own step (all in one
+step for recommenders that share work across fits, e.g. one decomposition for every EASE λ), the
+best on validation is refit on train+valid as the model that is evaluated and deployed. When no
+configuration fits its resources the asset is a skipped artifact that carries the reason.
 
 The asset names are built from the sweep files' names, so this table (checked by
 tests/test_docs.py) is where to find them:
@@ -33,10 +35,12 @@ from recs_platform.sweeps import (
     SweepResult,
     best,
     check_params,
+    fit_batches,
     refit,
     sweep_table,
     train_and_validate,
 )
+from recs_platform.versioning import code_version
 
 
 class SweepRunConfig(dg.Config):
@@ -52,39 +56,52 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
     validation → refit the chosen one on train+valid (unless the sweep says ``refit: false``)."""
     name = sweep.recommender
 
-    @dg.op(name=f"{name}_configurations", out=dg.DynamicOut(SweepConfig))
-    def plan(config: SweepRunConfig):
+    @dg.op(name=f"{name}_configurations", out=dg.DynamicOut(list))
+    def plan(context: dg.OpExecutionContext, config: SweepRunConfig, dataset: DatasetVersion):
+        """One step per configuration, or one for all when the recommender shares work across fits;
+        a large dataset takes the sweep's ``large`` configurations when it has them."""
         override = json.loads(config.override_params_json)
-        for sweep_config in sweep.configs:
-            params = {**sweep_config.params, **override}
-            check_params(name, params, source="override_params_json")
-            yield dg.DynamicOutput(
-                SweepConfig(name, sweep_config.config_id, params), mapping_key=sweep_config.config_id
-            )
+        configs = sweep.configs_for(dataset.manifest()["rows"])
+        if configs is not sweep.configs:
+            context.log.info(f"{name}: large dataset, {len(configs)} configuration(s) from the sweep's large section")
+        for batch in fit_batches(name, configs):
+            configs = [SweepConfig(name, c.config_id, {**c.params, **override}) for c in batch]
+            for sweep_config in configs:
+                check_params(name, sweep_config.params, source="override_params_json")
+            key = configs[0].config_id if len(configs) == 1 else "shared"
+            yield dg.DynamicOutput(configs, mapping_key=key)
 
     @dg.op(name=f"{name}_train", tags={"recommender": name})
-    def train_one(
+    def train_batch(
         context: dg.OpExecutionContext,
-        sweep_config: SweepConfig,
+        configs: list[SweepConfig],
         dataset: DatasetVersion,
         storage: StorageResource,
         gate: GateSettings,
-    ) -> SweepResult:
-        result = train_and_validate(sweep_config, dataset, storage.paths.artifacts, context.log.info, gate.metric)
-        context.log.info(
-            f"{sweep_config.config_id} {sweep_config.params}: valid {gate.metric} {result.valid[gate.metric]:.4f}"
-        )
-        return result
+    ) -> list[SweepResult]:
+        results = train_and_validate(configs, dataset, storage.paths.artifacts, context.log.info, gate.metric)
+        for result in results:
+            outcome = result.skipped or f"valid {gate.metric} {result.valid[gate.metric]:.4f}"
+            context.log.info(f"{result.config.config_id} {result.config.params}: {outcome}")
+        return results
 
     @dg.op(name=f"{name}_select")
     def select(
         context: dg.OpExecutionContext,
-        results: list[SweepResult],
+        batches: list[list[SweepResult]],
         dataset: DatasetVersion,
         storage: StorageResource,
         gate: GateSettings,
     ) -> dg.Output[ModelArtifact]:
+        results = [result for batch in batches for result in batch]
         chosen = best(results, gate.metric)
+        table = dg.MetadataValue.md(sweep_table(results, gate.metric).to_markdown(index=False, floatfmt=".4f"))
+        if chosen is None:
+            reason = "; ".join(sorted({result.skipped for result in results}))
+            context.log.warning(f"{name}: every configuration skipped: {reason}")
+            record_sweep(storage.paths.experiments, dataset.version, name, results, "", context.run_id)
+            skipped = ModelArtifact.skipped_model(name, dataset.version, code_version(), reason)
+            return dg.Output(skipped, metadata={"recommender": name, "skipped": reason, "sweep": table})
         record_sweep(storage.paths.experiments, dataset.version, name, results, chosen.config.config_id, context.run_id)
         final = chosen.artifact
         if sweep.refit:
@@ -99,13 +116,16 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
                 "trained_on": final.trained_on,
                 f"valid_{gate.metric}": chosen.valid[gate.metric],
                 "configurations": len(results),
-                "sweep": dg.MetadataValue.md(
-                    sweep_table(results, gate.metric).to_markdown(index=False, floatfmt=".4f")
-                ),
+                "sweep": table,
                 "fit_seconds": round(final.fit_seconds, 2),
                 "data_version": final.data_version,
                 "code_version": final.code_version,
                 "path": dg.MetadataValue.path(final.path),
+                **(
+                    {"pruned_item_share": final.metadata["pruned_item_share"]}
+                    if "pruned_item_share" in final.metadata
+                    else {}
+                ),
             },
         )
 
@@ -119,7 +139,7 @@ def recommender_asset(sweep: Sweep) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
     )
     def model(dataset: DatasetVersion) -> ModelArtifact:
-        return select(plan().map(lambda sweep_config: train_one(sweep_config, dataset)).collect(), dataset)
+        return select(plan(dataset).map(lambda configs: train_batch(configs, dataset)).collect(), dataset)
 
     return model
 

@@ -67,6 +67,13 @@ class ModelArtifact:
     # Validation metrics of the configuration as fit on train alone: what selection and the
     # reports compare, since a model refit on train+valid has seen the validation items.
     valid: dict[str, float] = field(default_factory=dict)
+    # Why no model was trained (e.g. "dense ease needs 80.0 GB for 50,000 items"); empty when one was.
+    skipped: str = ""
+
+    @classmethod
+    def skipped_model(cls, recommender: str, data_version: str, code_version: str, reason: str) -> ModelArtifact:
+        """The artifact of a recommender none of whose configurations could be fitted: nothing on disk."""
+        return cls(recommender, "", data_version, code_version, {}, True, 0.0, skipped=reason)
 
 
 def training_rows(tables: dict[str, pd.DataFrame], trained_on: str) -> pd.DataFrame:

@@ -35,8 +35,9 @@ def record_sweep(
                 "config_id": result.config.config_id,
                 "params": result.config.params,
                 "valid": result.valid,
-                "fit_seconds": round(result.artifact.fit_seconds, 3),
+                "fit_seconds": round(result.fit_seconds, 3),
                 "chosen": result.config.config_id == chosen,
+                **({"skipped": result.skipped} if result.skipped else {}),
             }
             for result in results
         ],

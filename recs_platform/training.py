@@ -10,17 +10,34 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from recs_platform.artifacts import TRAIN, TRAIN_AND_VALID, DatasetVersion, ModelArtifact, training_rows
-from recs_platform.evaluation.evaluate import evaluate
+from recs_platform.evaluation.evaluate import GroundTruth, evaluate
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_out_split
-from recs_platform.models.base import RECOMMENDERS, Logger, Recommender, Validator, new_recommender
+from recs_platform.models.base import RECOMMENDERS, FitCache, Logger, Recommender, Validator, new_recommender
 from recs_platform.versioning import code_version
+
+
+@dataclass(frozen=True)
+class SharedWork:
+    """What the fits on one dataset share: its tables, the validation ground truth prepared once,
+    and for a sweep the ``FitCache`` of work that fits on the same training rows reuse."""
+
+    tables: dict[str, pd.DataFrame]
+    valid: GroundTruth
+    cache: FitCache | None = None
+
+    @classmethod
+    def load(cls, dataset: DatasetVersion, sweep: bool = False) -> SharedWork:
+        """The dataset's shared work; ``sweep`` adds a fit cache for several configurations."""
+        tables = dataset.load()
+        return cls(tables, GroundTruth.of(tables["valid"]), FitCache() if sweep else None)
 
 
 def config_hash(recommender: str, params: dict[str, Any]) -> str:
@@ -28,7 +45,7 @@ def config_hash(recommender: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def validator(model: Recommender, valid: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Validator:
+def validator(model: Recommender, valid: pd.DataFrame | GroundTruth, metric: str = DEFAULT_METRIC) -> Validator:
     """``metric`` of ``model`` on ``valid`` (training items masked), for early stopping."""
     name, k = parse_metric(metric)
     return Validator(metric, lambda: evaluate(model, valid, k=k, metrics=(name,)).summary[metric])
@@ -39,14 +56,17 @@ def fit_recommender(
     params: dict[str, Any],
     rows: pd.DataFrame,
     tables: Mapping[str, pd.DataFrame],
-    valid: pd.DataFrame | None = None,
+    valid: pd.DataFrame | GroundTruth | None = None,
     log: Logger | None = None,
     metric: str = DEFAULT_METRIC,
+    cache: FitCache | None = None,
 ) -> tuple[Recommender, float]:
     """A new ``recommender`` fit on ``rows`` with the dataset's catalogue and feature tables
-    (``valid`` and ``metric`` for early stopping), and the fit's wall seconds."""
+    (``valid`` and ``metric`` for early stopping; ``cache`` shared with other fits on the same
+    rows), and the fit's wall seconds."""
     model = new_recommender(recommender, params)
-    validate = validator(model, valid, metric) if valid is not None and not valid.empty else None
+    has_valid = valid is not None and len(GroundTruth.of(valid).users) > 0
+    validate = validator(model, valid, metric) if has_valid else None
     started = time.perf_counter()
     model.fit(
         rows,
@@ -56,6 +76,7 @@ def fit_recommender(
         users=tables["users"],
         items=tables["items"],
         impressions=tables.get("impressions"),
+        cache=cache,
     )
     return model, time.perf_counter() - started
 
@@ -77,6 +98,7 @@ def train(
     log: Logger | None = None,
     trained_on: str = TRAIN,
     metric: str = DEFAULT_METRIC,
+    shared: SharedWork | None = None,
 ) -> ModelArtifact:
     """Fit ``recommender`` on the dataset's train split and save it with its provenance.
 
@@ -84,13 +106,16 @@ def train(
     afterwards (every metric at ``metric``'s cutoff); on ``TRAIN_AND_VALID`` both splits are
     training data and nothing is validated. The artifact directory is keyed by data version,
     config and splits, so a rerun overwrites the same artifact instead of accumulating copies.
+    ``shared`` (a sweep's, on ``TRAIN``) supplies the tables, validation ground truth and fit cache.
+    Raises ``CannotFit`` when the model does not fit its resources.
     """
-    tables = dataset.load()
+    shared = shared or SharedWork.load(dataset)
+    tables = shared.tables
     params = with_dataset_defaults(recommender, params, dataset)
     refit = trained_on == TRAIN_AND_VALID
     rows = training_rows(tables, trained_on)
     model, fit_seconds = fit_recommender(
-        recommender, params, rows, tables, None if refit else tables["valid"], log, metric
+        recommender, params, rows, tables, None if refit else shared.valid, log, metric, shared.cache
     )
     version = code_version()
     chosen = model.params.model_dump(mode="json")
@@ -114,7 +139,7 @@ def train(
         fit_seconds=fit_seconds,
         metadata=dict(model.metadata),
         trained_on=trained_on,
-        valid={} if refit else evaluate(model, tables["valid"], k=parse_metric(metric)[1]).summary,
+        valid={} if refit else evaluate(model, shared.valid, k=parse_metric(metric)[1]).summary,
     )
 
 

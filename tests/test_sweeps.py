@@ -88,6 +88,22 @@ def test_folder_sweeps_read_refit_and_later_paths_replace_earlier(tmp_path):
     assert len(load_sweeps(base)["ease"].configs) == 2
 
 
+def test_a_large_dataset_takes_the_large_section(tmp_path):
+    path = tmp_path / "sweeps.yaml"
+    path.write_text(
+        "ease:\n  grid: {l2: [1.0, 2.0]}\n  large:\n    params: {l2: 5.0, memory_gib: 1.0}\npopularity: {}\n"
+    )
+    sweeps = load_sweeps(path)
+    small, large = {"train": 1000, "items": 500}, {"train": 1000, "items": 50_000}
+    assert [c.params for c in sweeps["ease"].configs_for(small)] == [{"l2": 1.0}, {"l2": 2.0}]
+    assert [c.params for c in sweeps["ease"].configs_for(large)] == [{"l2": 5.0, "memory_gib": 1.0}]
+    assert sweeps["ease"].configs_for({"train": 600_000, "items": 500}) == sweeps["ease"].large_configs
+    assert sweeps["popularity"].configs_for(large) == sweeps["popularity"].configs  # no large section
+    path.write_text("ease:\n  large:\n    grid: {l2: [1.0]}\n    refit: false\n")
+    with pytest.raises(SweepFileError, match="large section takes only params and grid"):
+        load_sweeps(path)
+
+
 def test_an_empty_sweep_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"no <recommender>\.yaml"):
         load_sweeps(tmp_path)
@@ -128,7 +144,7 @@ def test_training_on_train_scores_validation(blocks, tmp_path):
 
 
 def test_refit_trains_the_chosen_configuration_on_train_and_valid(blocks, tmp_path):
-    chosen = train_and_validate(SweepConfig("ease", "c0", {"l2": 1.0}), blocks, tmp_path)
+    [chosen] = train_and_validate([SweepConfig("ease", "c0", {"l2": 1.0})], blocks, tmp_path)
     final = refit(chosen, blocks, tmp_path)
     assert final.trained_on == TRAIN_AND_VALID and final.metadata["trained_on"] == TRAIN_AND_VALID
     assert final.valid == chosen.valid  # the validation metrics it was selected on
@@ -141,7 +157,7 @@ def test_refit_trains_the_chosen_configuration_on_train_and_valid(blocks, tmp_pa
 
 def test_refit_of_an_early_stopped_model_trains_for_its_best_epoch_count(blocks, tmp_path):
     params = {"factors": 4, "epochs": 12, "eval_every": 1, "patience": 2, "seed": 1, "learning_rate": 0.05}
-    chosen = train_and_validate(SweepConfig("bpr", "c0", params), blocks, tmp_path)
+    [chosen] = train_and_validate([SweepConfig("bpr", "c0", params)], blocks, tmp_path)
     best_epoch = chosen.artifact.metadata["best_epoch"]
     assert 1 <= best_epoch <= chosen.artifact.metadata["epochs_trained"]
     final = refit(chosen, blocks, tmp_path)

@@ -19,7 +19,6 @@ from recs_platform.models import (
     Recommender,
     SegmentPopularityRecommender,
 )
-from recs_platform.models.neighbors import MAX_EASE_ITEMS
 
 
 class TestSegmentPopularity(RecommenderContract):
@@ -237,12 +236,6 @@ def test_ease_matches_the_closed_form() -> None:
     expected = np.eye(12) - precision @ np.diag(1.0 / np.diag(precision))
     np.testing.assert_allclose(model.weights, expected, atol=1e-6)
     np.testing.assert_allclose(model._score(np.arange(30)), dense @ expected, atol=1e-5)
-
-
-def test_ease_refuses_huge_catalogs() -> None:
-    train = frame([(1, 0), (1, 1)])
-    with pytest.raises(ValueError, match="item_knn"):
-        EASERecommender().fit(train, catalog_items=range(MAX_EASE_ITEMS + 1))
 
 
 # -- block structure ------------------------------------------------------------------------------

@@ -39,20 +39,44 @@ class EvaluationResult:
         return paths
 
 
-def hit_matrix(run: pd.DataFrame, ground_truth: pd.DataFrame, users: np.ndarray, k: int) -> np.ndarray:
+@dataclass(frozen=True)
+class GroundTruth:
+    """Held-out ``user_id, item_id`` pairs prepared once for scoring any number of runs against them
+    (the configurations of a sweep, the models of a report)."""
+
+    frame: pd.DataFrame  # distinct user_id, item_id pairs
+    users: np.ndarray  # sorted distinct users
+    n_relevant: np.ndarray  # relevant items per user, aligned with ``users``
+    pairs: pd.MultiIndex  # (user_id, item_id) of ``frame``, for membership tests
+
+    @classmethod
+    def of(cls, ground_truth: pd.DataFrame | GroundTruth) -> GroundTruth:
+        if isinstance(ground_truth, GroundTruth):
+            return ground_truth
+        frame = ground_truth[["user_id", "item_id"]].drop_duplicates()
+        users, n_relevant = np.unique(frame.user_id.to_numpy(), return_counts=True)
+        pairs = pd.MultiIndex.from_arrays([frame.user_id.to_numpy(), frame.item_id.to_numpy()])
+        return cls(frame, users, n_relevant, pairs)
+
+    def restricted_to(self, users: np.ndarray) -> GroundTruth:
+        """The pairs of ``users`` only."""
+        return GroundTruth.of(self.frame[self.frame.user_id.isin(users)])
+
+
+def hit_matrix(run: pd.DataFrame, ground_truth: pd.DataFrame | GroundTruth, users: np.ndarray, k: int) -> np.ndarray:
     """Boolean users x k matrix: is the item at each rank relevant for that user?"""
-    relevant = set(zip(ground_truth.user_id.to_numpy(), ground_truth.item_id.to_numpy(), strict=True))
+    truth = GroundTruth.of(ground_truth)
     hits = np.zeros((len(users), k), dtype=bool)
-    row_of = {user: row for row, user in enumerate(users)}
-    for user, item, rank in zip(run.user_id.to_numpy(), run.item_id.to_numpy(), run["rank"].to_numpy(), strict=True):
-        if rank <= k and (user, item) in relevant:
-            hits[row_of[user], rank - 1] = True
+    run_users, ranks = run.user_id.to_numpy(), run["rank"].to_numpy()
+    relevant = pd.MultiIndex.from_arrays([run_users, run.item_id.to_numpy()]).isin(truth.pairs) & (ranks <= k)
+    rows = np.searchsorted(users, run_users[relevant])
+    hits[rows, ranks[relevant] - 1] = True
     return hits
 
 
 def score_run(
     run: pd.DataFrame,
-    ground_truth: pd.DataFrame,
+    ground_truth: pd.DataFrame | GroundTruth,
     k: int,
     metrics: Sequence[str] = DEFAULT_METRICS,
     ks: Sequence[int] | None = None,
@@ -63,9 +87,9 @@ def score_run(
     without it only ``k`` is scored.
     """
     ks = sorted(set(ks)) if ks else [k]
-    users = np.sort(ground_truth.user_id.unique())
-    n_relevant = ground_truth.groupby("user_id").size().reindex(users).to_numpy()
-    hits = hit_matrix(run, ground_truth, users, max(ks))
+    truth = GroundTruth.of(ground_truth)
+    users, n_relevant = truth.users, truth.n_relevant
+    hits = hit_matrix(run, truth, users, max(ks))
     per_user = pd.DataFrame({"user_id": users, "n_relevant": n_relevant})
     for name in metrics:
         for cutoff in ks:
@@ -75,7 +99,7 @@ def score_run(
 
 def evaluate(
     recommender: Recommender,
-    ground_truth: pd.DataFrame,
+    ground_truth: pd.DataFrame | GroundTruth,
     k: int = 10,
     exclude: pd.DataFrame | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
@@ -86,12 +110,14 @@ def evaluate(
     Training items are always masked; ``exclude`` masks more (the validation items at test
     time). Users unknown to the model are counted in ``n_skipped_users``. With ``ks`` the
     catalog is ranked once to ``max(ks)`` and every cutoff is scored; ``k`` is then ignored.
+    A ``GroundTruth`` prepared once is shared by every evaluation against it.
     """
     k = max(ks) if ks else k
-    truth = ground_truth[["user_id", "item_id"]].drop_duplicates()
-    users = np.sort(truth.user_id.unique())
+    truth = GroundTruth.of(ground_truth)
+    users = truth.users
     known = recommender.known_users(users)
-    truth = truth[truth.user_id.isin(users[known])]
+    if not known.all():
+        truth = truth.restricted_to(users[known])
     run = recommender.recommend(users[known], k=k, exclude=exclude)
     per_user = score_run(run, truth, k, metrics, ks)
     summary = {column: float(per_user[column].mean()) for column in per_user.columns[2:]}
@@ -101,7 +127,7 @@ def evaluate(
         summary=summary,
         per_user=per_user,
         run=run,
-        ground_truth=truth,
+        ground_truth=truth.frame,
         n_users=int(known.sum()),
         n_skipped_users=int((~known).sum()),
     )

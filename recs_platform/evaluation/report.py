@@ -35,6 +35,8 @@ class EvaluationReport:
     dataset_version: str
     metric: str  # what selection and the gates compare; every metric is reported at its cutoff
     scores: dict[str, ModelScores] = field(default_factory=dict)
+    # Recommenders that were not trained, with why (e.g. the memory a dense fit would need).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def table(self, split: str = "test") -> pd.DataFrame:
         rows = [
@@ -44,7 +46,9 @@ class EvaluationReport:
         return pd.DataFrame(rows).sort_values(self.metric, ascending=False).reset_index(drop=True)
 
     def markdown(self, split: str = "test") -> str:
-        return self.table(split).to_markdown(index=False, floatfmt=".4f")
+        table = self.table(split).to_markdown(index=False, floatfmt=".4f")
+        skipped = "".join(f"\n\nskipped: {name}: {reason}" for name, reason in sorted(self.skipped.items()))
+        return table + skipped
 
     def best_learned(self) -> ModelScores:
         """The learned model with the best validation score (test is never used to choose)."""
@@ -71,7 +75,8 @@ def build_report(
     out_dir: Path,
     metric: str = DEFAULT_METRIC,
 ) -> EvaluationReport:
-    """Score each artifact on test at ``metric``'s cutoff and write its run files under ``out_dir/<name>/``.
+    """Score each artifact on test at ``metric``'s cutoff and write its run files under ``out_dir/<name>/``;
+    skipped artifacts are listed with their reason.
 
     Validation metrics are the ones the artifact was selected on (fit on train alone), so a
     model refit on train+valid is compared on the same footing as one that was not.
@@ -79,6 +84,9 @@ def build_report(
     report = EvaluationReport(dataset_version=dataset_version, metric=metric)
     k = parse_metric(metric)[1]
     for artifact in artifacts:
+        if artifact.skipped:
+            report.skipped[artifact.recommender] = artifact.skipped
+            continue
         run_dir = out_dir / artifact.recommender
         test = score_on_test(load_recommender(Path(artifact.path)), tables, k, run_dir)
         report.scores[artifact.recommender] = ModelScores(

@@ -16,11 +16,18 @@ import scipy.sparse as sp
 from pydantic import Field
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recs_platform.models.base import Logger, Recommender, RecommenderParams, TrainingData, Validator, register
+from recs_platform.models.base import (
+    CannotFit,
+    FitCache,
+    Logger,
+    Recommender,
+    RecommenderParams,
+    TrainingData,
+    Validator,
+    register,
+)
+from recs_platform.models.closed_form import RidgeSolver, dense_bytes, fingerprint, item_support
 from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
-
-# A dense float64 item x item Gram matrix for 30k items is ~7 GB, and inverting needs more.
-MAX_EASE_ITEMS = 30_000
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -112,48 +119,94 @@ class EASERecommender(ItemToItemRecommender):
     """Embarrassingly Shallow Autoencoder (Steck, 2019): a closed-form item-item regression.
 
     B = I - P / diag(P) with P = (XᵀX + l2 I)⁻¹, so diag(B) = 0 and no item predicts itself.
-    The dense inverse limits it to ``MAX_EASE_ITEMS`` items.
+    P is dense n x n: when that does not fit ``memory_gib``, the model keeps the items with the most
+    users that do (the share pruned is in its metadata; the others are never recommended), or with
+    ``prune_to_fit`` false raises ``CannotFit`` with the memory it would need. In a sweep the
+    decompositions behind P are shared by the configurations (``closed_form.RidgeSolver``).
     """
 
     class Params(RecommenderParams):
         # Default chosen by validation NDCG@10 on MovieLens-100K over {100, 200, 500, 1000}.
         l2: float = Field(200.0, gt=0, description="Ridge penalty added to the diagonal of XᵀX.")
+        memory_gib: float = Field(6.0, gt=0, description="Memory the dense item x item fit may use.")
+        prune_to_fit: bool = Field(
+            True, description="Over the memory budget, keep the most-supported items that fit; false: do not fit."
+        )
 
     name = "ease"
+    shares_fit_work = True
+    # Item indices W covers when the catalogue was pruned to fit; None for the whole catalogue.
+    kept_items: np.ndarray | None = None
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
-        n_items = data.matrix.shape[1]
-        if n_items > MAX_EASE_ITEMS:
-            raise ValueError(
-                f"{self.name}: {n_items} items need a dense {n_items}x{n_items} inverse "
-                f"(~{n_items**2 * 8 / 1e9:.0f} GB per copy); the limit is {MAX_EASE_ITEMS} items -- "
-                "prune the catalog or use item_knn"
-            )
-        gram = (data.matrix.T @ data.matrix).toarray().astype(np.float64)
-        penalty = self._penalty(np.diag(gram).copy())
-        gram[np.diag_indices(n_items)] += penalty
-        self.weights = self._weights(np.linalg.inv(gram), penalty).astype(np.float32)
-        log(f"{self.name}: {n_items} x {n_items} weights, params {self.params}")
+        matrix = self._fitting_matrix(data.matrix, log)
+        cache = data.cache or FitCache()
+        solver = cache.get(("ridge", fingerprint(matrix)), lambda: RidgeSolver(matrix, share=data.cache is not None))
+        precision = solver.precision(self._dropout_weight(), self.params.l2)
+        self.weights = self._weights(precision, self._dropout_weight() * solver.support + self.params.l2)
+        log(f"{self.name}: {matrix.shape[1]} x {matrix.shape[1]} weights, params {self.params}")
 
-    def _penalty(self, item_counts: np.ndarray) -> np.ndarray:
-        """The diagonal added to XᵀX: ``l2`` for every item."""
-        return np.full(len(item_counts), self.params.l2)
+    def _fitting_matrix(self, matrix: sp.csr_matrix, log: Logger) -> sp.csr_matrix:
+        """The training matrix, restricted to the most-supported items when the dense fit would not fit."""
+        self.kept_items = None
+        n_users, n_items = matrix.shape
+        budget = self.params.memory_gib * 2**30
+        needed = dense_bytes(n_items, n_users)
+        if needed <= budget:
+            return matrix
+        reason = (
+            f"dense {self.name} needs {needed / 1e9:.1f} GB for {n_items:,} items "
+            f"(budget {self.params.memory_gib:g} GiB)"
+        )
+        if not self.params.prune_to_fit:
+            raise CannotFit(reason)
+        keep = max_items_within(budget, n_users)
+        self.kept_items = np.sort(np.argsort(-item_support(matrix), kind="stable")[:keep])
+        pruned = 1.0 - keep / n_items
+        self.metadata.update(pruned_item_share=round(pruned, 4), kept_items=keep, pruned_because=reason)
+        log(f"{self.name}: {reason}; kept the {keep:,} most-supported items ({pruned:.1%} of the catalogue pruned)")
+        return matrix[:, self.kept_items]
+
+    def _dropout_weight(self) -> float:
+        """c in the penalty c·diag(XᵀX) + l2: 0 for EASE."""
+        return 0.0
 
     def _weights(self, precision: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-        """B = I - P / diag(P): the minimiser under the zero-diagonal constraint."""
-        weights = precision / -np.diag(precision)  # column j divided by -P_jj
-        np.fill_diagonal(weights, 0.0)
-        return weights
+        """B = I - P / diag(P): the minimiser under the zero-diagonal constraint (P is overwritten)."""
+        precision /= -np.diag(precision).copy()  # column j divided by -P_jj
+        np.fill_diagonal(precision, 0.0)
+        return precision.astype(np.float32)
+
+    def _score_rows(self, rows: sp.csr_matrix) -> np.ndarray:
+        if self.kept_items is None:
+            return super()._score_rows(rows)
+        scores = np.full(rows.shape, -np.inf)  # items outside the pruned catalogue are never recommended
+        scores[:, self.kept_items] = rows[:, self.kept_items] @ self.weights
+        return scores
 
     @property
     def item_weights(self) -> np.ndarray:
         return self.weights
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights}
+        kept = {} if self.kept_items is None else {"kept_items": self.kept_items}
+        return {"weights": self.weights, **kept}
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.weights = state["weights"]
+        self.kept_items = state.get("kept_items")
+
+
+def max_items_within(budget_bytes: float, n_users: int) -> int:
+    """The most items whose dense closed-form fit needs at most ``budget_bytes`` (``dense_bytes``)."""
+    low, high = 1, 1
+    while dense_bytes(high * 2, n_users) <= budget_bytes:
+        high *= 2
+    high *= 2
+    while low < high - 1:  # dense_bytes grows with the items: bisect
+        middle = (low + high) // 2
+        low, high = (middle, high) if dense_bytes(middle, n_users) <= budget_bytes else (low, middle)
+    return low
 
 
 @register
@@ -164,7 +217,8 @@ class DLAERecommender(EASERecommender):
     Dropping each input item with probability p is, in expectation, the penalty
     Λ = p / (1 - p) · diag(XᵀX) + l2: popular items are regularised more. Without the zero-
     diagonal constraint (DLAE) B = I - P Λ; with it (EDLAE) B = I - P / diag(P), as in EASE.
-    ``dropout`` 0 with ``zero_diagonal`` is exactly EASE.
+    ``dropout`` 0 with ``zero_diagonal`` is exactly EASE. In a sweep, configurations with the
+    same dropout share one decomposition across l2; different dropouts cannot (see ``closed_form``).
     """
 
     class Params(EASERecommender.Params):
@@ -175,11 +229,12 @@ class DLAERecommender(EASERecommender):
 
     name = "dlae"
 
-    def _penalty(self, item_counts: np.ndarray) -> np.ndarray:
-        dropout = self.params.dropout
-        return dropout / (1.0 - dropout) * item_counts + self.params.l2
+    def _dropout_weight(self) -> float:
+        return self.params.dropout / (1.0 - self.params.dropout)
 
     def _weights(self, precision: np.ndarray, penalty: np.ndarray) -> np.ndarray:
         if self.params.zero_diagonal:
             return super()._weights(precision, penalty)
-        return np.eye(len(penalty)) - precision * penalty[None, :]  # I - P Λ
+        precision *= -penalty[None, :]  # I - P Λ
+        precision[np.diag_indices_from(precision)] += 1.0
+        return precision.astype(np.float32)
