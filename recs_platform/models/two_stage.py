@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import lightgbm as lgb
@@ -204,7 +204,10 @@ class TwoStageRecommender(Recommender):
         )
         ann_neighbors: int = Field(32, ge=4, description="HNSW graph degree (M) of the ANN index.")
         candidates: int = Field(200, ge=1, description="Candidates per retrieval source (N).")
-        label_fraction: float = Field(0.2, gt=0, lt=1, description="Newest share of a user's rows used as labels.")
+        label_fraction: float = Field(0.2, gt=0, lt=1, description="Share of a user's rows used as labels.")
+        label_split: Literal["temporal", "random"] = Field(
+            "temporal", description="Labels are each user's newest rows (temporal) or a seeded random share (random)."
+        )
         min_label_history: int = Field(5, ge=2, description="Users with fewer rows give no ranker labels.")
         user_categorical: list[str] = Field(
             ["age_bucket", "gender", "occupation"], description="Categorical user columns (absent ones are missing)."
@@ -232,7 +235,9 @@ class TwoStageRecommender(Recommender):
         rows = data.interactions.assign(seconds=_seconds(data.interactions))
         item_table = _aligned(data.items, "item_id", self.item_map.ids)
         user_table = _aligned(data.users, "user_id", self.user_map.ids)
-        earlier, later = split_for_ranker(rows, params.label_fraction, params.min_label_history)
+        earlier, later = split_for_ranker(
+            rows, params.label_fraction, params.min_label_history, params.label_split == "random", params.seed
+        )
         log(f"two_stage: retrieval on {len(earlier)} earlier rows, labels from {len(later)} later rows")
         retrieval = self._fit_retrieval(earlier, data, log)
         snapshot = FeatureSnapshot.build(self.columns, earlier, len(self.item_map), item_table, user_table)
@@ -437,13 +442,19 @@ class TwoStageRecommender(Recommender):
         self.retrieval = Retrieval(sources, self.params.candidates, index, self._user_vectors)
 
 
-def split_for_ranker(rows: pd.DataFrame, label_fraction: float, min_history: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each user's rows split by time into an earlier part (retrieval) and a later part (labels).
+def split_for_ranker(
+    rows: pd.DataFrame, label_fraction: float, min_history: int, shuffle: bool = False, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's rows split into a part for retrieval and a part for labels.
 
-    Users with at least ``min_history`` rows put their newest ``ceil(n * label_fraction)`` rows
-    (at least one, at most n - 1) in the later part; ties in time are ordered by item index.
+    Users with at least ``min_history`` rows put their last ``ceil(n * label_fraction)`` rows
+    (at least one, at most n - 1) in the label part: the newest (ties in time ordered by item
+    index), or with ``shuffle`` a random share drawn by ``seed`` from the rows in that order.
     """
     ordered = rows.sort_values(["user_index", "seconds", "item_index"], kind="stable")
+    if shuffle:
+        draw = np.random.default_rng(seed).random(len(ordered))
+        ordered = ordered.assign(_draw=draw).sort_values(["user_index", "_draw"], kind="stable").drop(columns="_draw")
     position = ordered.groupby("user_index").cumcount().to_numpy()
     sizes = ordered.groupby("user_index").user_index.transform("size").to_numpy()
     n_later = np.where(sizes >= min_history, np.clip(np.ceil(sizes * label_fraction), 1, sizes - 1), 0)
