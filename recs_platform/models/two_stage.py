@@ -196,7 +196,7 @@ class TwoStageRecommender(Recommender):
 
     class Params(RecommenderParams):
         retrievers: dict[str, dict[str, Any]] = Field(
-            {"ease": {"l2": 200.0}, "item_knn": {}},
+            {"dlae": {}, "item_knn": {}},
             description="Retrieval recommenders that score any history (name: params).",
         )
         ann_two_tower: dict[str, Any] | None = Field(
