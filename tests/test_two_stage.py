@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from helpers_recommenders import RecommenderContract
 
+from recs_platform.evaluation.report import ModelScores
 from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender
 from recs_platform.models.two_stage import ann_index, split_for_ranker
 from recs_platform.online.store import FEATURE_COLUMNS, OnlineStore, UserState
@@ -221,3 +222,10 @@ def test_a_two_stage_model_with_an_ann_source_saves_and_loads(data, tmp_path: Pa
     users_ = np.arange(N_USERS)
     pd.testing.assert_frame_equal(loaded.recommend(users_, k=5), model.recommend(users_, k=5))
     assert np.isfinite(model.ranker_rows["ann_rank"]).any()
+
+
+def test_the_evaluation_report_shows_feature_importance(model: TwoStageRecommender) -> None:
+    scores = ModelScores("two_stage", True, {}, {}, 0, "", "", feature_importance=model.metadata["feature_importance"])
+    table = scores.feature_importance_markdown(top=3)
+    first = next(iter(model.metadata["feature_importance"]))
+    assert first in table.splitlines()[2] and len(table.splitlines()) == 5
