@@ -16,8 +16,9 @@ from recs_platform.evaluation.report import ModelScores
 from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender
 from recs_platform.models.two_stage import ann_index, split_for_ranker
 from recs_platform.online.store import FEATURE_COLUMNS, OnlineStore, UserState
-from recs_platform.registry.bundle import ServingBundle
+from recs_platform.registry.bundle import ServingBundle, write_bundle
 from recs_platform.serving.answer import Request, answer, answer_record
+from recs_platform.serving.verify import check_bundle, smoke_requests
 
 # Small enough for the contract's 12 x 15 fixture: every item is a candidate, few trees.
 SMALL = {"candidates": 15, "trees": 5, "min_child_samples": 2, "min_label_history": 3, "threads": 1}
@@ -229,3 +230,11 @@ def test_the_evaluation_report_shows_feature_importance(model: TwoStageRecommend
     table = scores.feature_importance_markdown(top=3)
     first = next(iter(model.metadata["feature_importance"]))
     assert first in table.splitlines()[2] and len(table.splitlines()) == 5
+
+
+def test_a_two_stage_bundle_passes_the_verifier(model: TwoStageRecommender, data, tmp_path: Path) -> None:
+    train, _, items = data
+    directory = write_bundle(tmp_path / "bundle", model, PopularityRecommender().fit(train), items, {})
+    assert check_bundle(directory, "two-stage") is None
+    loaded = ServingBundle.load(directory, "two-stage")
+    assert {smoke.expected_source for smoke in smoke_requests(loaded)} == {"model", "popularity", "model+fresh_history"}
