@@ -51,6 +51,8 @@ def evaluation_report(
     }
     for name, scores in report.scores.items():
         metadata[f"{name}_test_{gate.metric}"] = scores.test[gate.metric]
+        if scores.feature_importance:
+            metadata[f"{name}_feature_importance"] = dg.MetadataValue.md(scores.feature_importance_markdown())
     return dg.Output(report, metadata=metadata)
 
 

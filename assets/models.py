@@ -17,6 +17,7 @@ tests/test_docs.py) is where to find them:
 | `dlae_model` | `config/recommenders/dlae.yaml` | `DLAERecommender` | `recs_platform/models/neighbors.py` |
 | `ease_model` | `config/recommenders/ease.yaml` | `EASERecommender` | `recs_platform/models/neighbors.py` |
 | `item_knn_model` | `config/recommenders/item_knn.yaml` | `ItemKNNRecommender` | `recs_platform/models/neighbors.py` |
+| `two_stage_model` | `config/recommenders/two_stage.yaml` | `TwoStageRecommender` | `recs_platform/models/two_stage.py` |
 | `sasrec_model` | `config/recommenders.neural/sasrec.yaml` | `SASRecRecommender` | `recs_platform/models/sasrec.py` |
 | `two_tower_model` | `config/recommenders.neural/two_tower.yaml` | `TwoTowerRecommender` | `recs_platform/models/two_tower.py` |
 """

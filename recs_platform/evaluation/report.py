@@ -26,6 +26,17 @@ class ModelScores:
     run_dir: str
     artifact_path: str
     trained_on: str = TRAIN
+    # Split gain per ranker feature, largest first, for models that rank with features (two_stage).
+    feature_importance: dict[str, float] = field(default_factory=dict)
+
+    def feature_importance_markdown(self, top: int = 15) -> str:
+        """The ``top`` features by gain with their share of the total, as a markdown table."""
+        total = sum(self.feature_importance.values()) or 1.0
+        rows = [
+            {"feature": name, "gain": gain, "share": gain / total}
+            for name, gain in list(self.feature_importance.items())[:top]
+        ]
+        return pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f")
 
 
 @dataclass
@@ -98,5 +109,6 @@ def build_report(
             str(run_dir),
             artifact.path,
             artifact.trained_on,
+            artifact.metadata.get("feature_importance", {}),
         )
     return report

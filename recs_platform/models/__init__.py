@@ -10,6 +10,7 @@ from recs_platform.models.heuristics import (
 from recs_platform.models.neighbors import DLAERecommender, EASERecommender, ItemKNNRecommender
 from recs_platform.models.popularity import PopularityRecommender
 from recs_platform.models.sasrec import SASRecRecommender
+from recs_platform.models.two_stage import TwoStageRecommender
 from recs_platform.models.two_tower import TwoTowerRecommender
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Recommender",
     "SASRecRecommender",
     "SegmentPopularityRecommender",
+    "TwoStageRecommender",
     "TwoTowerRecommender",
     "load_recommender",
 ]

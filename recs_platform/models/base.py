@@ -386,6 +386,7 @@ class Recommender(ABC):
         # Uncompressed: dense float weights shrink ~10% under zlib, which costs ~25x the write time
         # (a 10k-item EASE matrix: minutes instead of seconds).
         np.savez(path / ARRAYS_FILE, **arrays)
+        self._save_files(path)
         return path
 
     @classmethod
@@ -401,6 +402,7 @@ class Recommender(ABC):
             data = np.ones(len(arrays["seen_indices"]), dtype=np.float32)
             recommender.seen = sp.csr_matrix((data, arrays["seen_indices"], arrays["seen_indptr"]), shape=shape)
             recommender._restore({k.removeprefix("state_"): arrays[k] for k in arrays.files if k.startswith("state_")})
+        recommender._load_files(path)
         return recommender
 
     @abstractmethod
@@ -410,6 +412,12 @@ class Recommender(ABC):
     @abstractmethod
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         """Inverse of ``_state``."""
+
+    def _save_files(self, path: Path) -> None:  # noqa: B027 (an optional hook: most models are arrays only)
+        """Write state that is not an array (nested models, a text model format) beside the arrays."""
+
+    def _load_files(self, path: Path) -> None:  # noqa: B027 (an optional hook, as above)
+        """Inverse of ``_save_files``, after ``_restore``."""
 
     def _require_fitted(self) -> None:
         if self.user_map is None or self.item_map is None:

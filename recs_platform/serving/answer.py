@@ -17,14 +17,15 @@ Items in the user's history are never recommended.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recs_platform.models.base import as_ids
+from recs_platform.models.base import Recommender, as_ids
+from recs_platform.models.two_stage import TwoStageRecommender
 from recs_platform.models.two_tower import TwoTowerRecommender
 from recs_platform.online.store import UserState
 from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
@@ -38,6 +39,7 @@ class Request:
     k: int
     recent_items: Sequence[int | str] = ()
     features: Mapping[str, Any] | None = None
+    now: datetime | None = None  # the request's time (UTC); the two-stage ranker's context
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Answer:
     history: list[int | str] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=dict)
     path: str | None = None  # "precomputed" or "online" for the model's own list
+    # The two-stage ranker's feature rows of the returned items, exactly as they were scored.
+    ranker_features: list[dict[str, Any]] = field(default_factory=list)
 
 
 def current_history(state: UserState | None, recent_items: Sequence[int | str]) -> tuple[np.ndarray, str]:
@@ -76,6 +80,10 @@ def answer(
     model = bundle.model
     history, history_source = current_history(state, request.recent_items)
     features = _features(request, state)
+    if isinstance(model, TwoStageRecommender):
+        ranked = _two_stage(model, request, state, history, history_source, features)
+        if ranked is not None:
+            return ranked
     if model.known_users([request.user_id])[0]:
         return _known_user(bundle, request, history, history_source, features, precomputed)
     if model.scores_any_history and model.item_map.contains(history).any():
@@ -125,6 +133,59 @@ def _by_segment(
     ranked = bundle.segment.recommend_for_segment(features, k=request.k + len(history))
     ranked = ranked[~ranked.item_id.isin(history)].head(request.k)
     return _answer(ranked.item_id, ranked.score, "segment", history_source, history, features)
+
+
+def ranks_fresh_histories(model: Recommender) -> bool:
+    """Whether ``model`` answers from a history it was not trained on (``"model+fresh_history"``)."""
+    return model.scores_any_history or isinstance(model, TwoStageRecommender)
+
+
+def _two_stage(
+    model: TwoStageRecommender,
+    request: Request,
+    state: UserState | None,
+    history: np.ndarray,
+    history_source: str,
+    features: dict[str, Any],
+) -> Answer | None:
+    """Retrieve and rank at the request's time from the user's current history, or None for a user
+    the model does not know and whose history has no item it knows (the usual fallbacks answer)."""
+    known_user = bool(model.known_users([request.user_id])[0])
+    if not known_user and not model.item_map.contains(history).any():
+        return None
+    now = request.now or datetime.now(UTC)
+    seconds = float(int(now.timestamp()))
+    if known_user and not len(history):
+        index = int(model.user_map.index([request.user_id])[0])
+        user, history_source = model.offline_inputs(index, seconds), "training"
+        history = np.sort(model.item_map.ids[user.history])
+        fresh = False
+    else:
+        times = _history_times(state, history, now)
+        user = model.serving_inputs(request.user_id, history, times, features, seconds)
+        new = model.item_map.contains(history) & ~np.isin(history, _trained(model, request)) if known_user else None
+        fresh = new is None or bool(new.any())
+    ranked = model.rank_for_user(user, request.k, exclude=history)
+    source = "model+fresh_history" if fresh else "model"
+    result = _answer(ranked.item_ids, ranked.scores, source, history_source, history, features, path="online")
+    return replace(result, ranker_features=ranked.features)
+
+
+def _trained(model: Recommender, request: Request) -> np.ndarray:
+    """The items ``model`` trained on for a user it knows."""
+    return model.item_map.ids[model.seen[model.user_map.index([request.user_id])[0]].indices]
+
+
+def _history_times(state: UserState | None, history: np.ndarray, now: datetime) -> np.ndarray:
+    """When each history item was first consumed: the online store's time, else the request's."""
+    naive = np.datetime64(now.astimezone(UTC).replace(tzinfo=None), "us")
+    times = np.full(len(history), naive, dtype="datetime64[us]")
+    if state is not None and len(state.history):
+        stored = dict(zip(state.history.tolist(), state.history_times, strict=True))
+        for position, item in enumerate(history.tolist()):
+            if item in stored:
+                times[position] = stored[item]
+    return times
 
 
 def _features(request: Request, state: UserState | None) -> dict[str, Any]:
@@ -186,4 +247,5 @@ def answer_record(
         "scores": result.scores,
         "latency_ms": round(latency_ms, 3),
         "online_version": online_version,
+        **({"ranker_features": result.ranker_features} if result.ranker_features else {}),
     }

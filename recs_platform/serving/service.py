@@ -102,7 +102,9 @@ class RecommenderService:
                 {"error": "no production model is loaded yet; promote one in the registry"},
                 status_code=503,
             )
-        request = Request(user_id, k, recent_items or (), features.model_dump(exclude_none=True) if features else None)
+        served_at = _served_at(now)
+        user_features = features.model_dump(exclude_none=True) if features else None
+        request = Request(user_id, k, recent_items or (), user_features, served_at)
         state = online.get(user_id) if online is not None else None
         if precomputed is not None and precomputed.bundle_version != bundle.version:
             precomputed = None  # the lists of the previous bundle, until this one's are loaded
@@ -119,7 +121,7 @@ class RecommenderService:
             ],
         )
         latency_ms = (time.perf_counter() - started) * 1000
-        served_at, online_version = _served_at(now), online.version if online is not None else None
+        online_version = online.version if online is not None else None
         self.serving_log.append(
             answer_record(
                 response.request_id, SHOWN, served_at, request, result, bundle.version, latency_ms, online_version

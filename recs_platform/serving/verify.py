@@ -25,7 +25,7 @@ import numpy as np
 
 from recs_platform.console import error_sentence
 from recs_platform.registry.bundle import ServingBundle
-from recs_platform.serving.answer import Answer, Request, answer
+from recs_platform.serving.answer import Answer, Request, answer, ranks_fresh_histories
 
 SMOKE_K = 5
 DEFAULT_TIMEOUT_S = 300.0
@@ -46,14 +46,14 @@ def smoke_requests(bundle: ServingBundle, k: int = SMOKE_K) -> list[SmokeRequest
     model = bundle.model
     known = model.user_map.ids[0].item()
     unknown = _unknown_user(model.user_map.ids)
-    fresh = "model+fresh_history" if model.scores_any_history else "model"
+    fresh = "model+fresh_history" if ranks_fresh_histories(model) else "model"
     requests = [
         SmokeRequest("known user", Request(known, k), "model"),
         SmokeRequest("unknown user", Request(unknown, k), "popularity"),
     ]
     if unseen := _unseen_items(bundle, known):
         requests.append(SmokeRequest("known user with recent items", Request(known, k, unseen), fresh))
-    if model.scores_any_history:
+    if ranks_fresh_histories(model):
         recent = model.item_map.ids[:3].tolist()
         requests.append(SmokeRequest("unknown user with recent items", Request(unknown, k, recent), fresh))
     if bundle.segment is not None and len(bundle.segment.segment_keys):
