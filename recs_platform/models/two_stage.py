@@ -356,7 +356,12 @@ class TwoStageRecommender(Recommender):
         return self.histories.user(user_index, self.user_codes[user_index], now)
 
     def serving_inputs(
-        self, user_id: int | str, history: np.ndarray, history_times: np.ndarray, features: Mapping[str, Any], now: float
+        self,
+        user_id: int | str,
+        history: np.ndarray,
+        history_times: np.ndarray,
+        features: Mapping[str, Any],
+        now: float,
     ) -> UserInputs:
         """A user as serving sees them: the online store's history (item ids, times) and features."""
         self._require_fitted()
