@@ -38,3 +38,11 @@
         else '{{ edges[-1] }}+'
     end
 {%- endmacro %}
+
+{#- Without a catalogue: one row per id that events mention, with the load bookkeeping of its
+    first event. Models calling this keep a `-- depends_on: ref('stg_events')` line. -#}
+{% macro catalogue_from_events(key) -%}
+    select {{ key }}, min(source_file) as source_file, min(ingested_at) as ingested_at
+    from {{ ref('stg_events') }}
+    group by {{ key }}
+{%- endmacro %}

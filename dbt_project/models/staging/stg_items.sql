@@ -22,9 +22,7 @@ source as (
 
 source as (
 
-    select item_id, min(source_file) as source_file, min(ingested_at) as ingested_at
-    from {{ ref('stg_events') }}
-    group by item_id
+    {{ catalogue_from_events('item_id') }}
 
 ),
 

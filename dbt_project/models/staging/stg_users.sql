@@ -17,9 +17,7 @@ source as (
 
 source as (
 
-    select user_id, min(source_file) as source_file, min(ingested_at) as ingested_at
-    from {{ ref('stg_events') }}
-    group by user_id
+    {{ catalogue_from_events('user_id') }}
 
 ),
 
