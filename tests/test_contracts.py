@@ -2,6 +2,7 @@
 graph on three differently shaped datasets through deployment and a served request."""
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from tests.test_pipeline import REPO, run_pipeline
 
 VALID = {"ids": {"users": "string", "items": "integer"}, "events": {"click": {}}, "users": None, "items": None}
 SMALL = synthetic.SyntheticConfig(n_users=200, n_items=150, n_events=6000, days=30, seed=3)
-FAST_SWEEPS = ":".join(str(REPO / "config" / "recommenders.ci" / f"{name}.yaml") for name in ("popularity", "ease"))
+FAST_SWEEPS = ("popularity", "ease")  # CI's sweep files of these recommenders: enough to deploy, quick to train
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -93,8 +94,12 @@ def deployed_home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     contract = save_to_home(REPO / "config" / "contracts" / f"{name}.yaml", home)
     data = synthetic.shaped_for_contract(synthetic.generate(SMALL), contract)
     synthetic.write_to_landing(data, PlatformPaths(home).landing)
+    sweeps = home / "sweeps"
+    sweeps.mkdir()
+    for recommender in FAST_SWEEPS:
+        shutil.copy(REPO / "config" / "recommenders.ci" / f"{recommender}.yaml", sweeps)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RECS_SWEEPS", FAST_SWEEPS)
+        patch.setenv("RECS_SWEEPS", str(sweeps))
         patch.setenv("RECS_GATE_MIN_METRIC", "0.01")
         patch.delenv("RECS_CONTRACT", raising=False)
         result = run_pipeline(home)
