@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recs_platform.models.base import as_ids
+
 
 @dataclass(frozen=True)
 class SameFirstItemResult:
@@ -34,9 +36,10 @@ def _padded_lists(run: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     users, row = np.unique(ordered.user_id.to_numpy(), return_inverse=True)
     position = ordered.groupby("user_id").cumcount().to_numpy()
     width = int(position.max()) + 1 if len(position) else 0
-    items = np.zeros((len(users), width), dtype=np.int64)
+    listed = as_ids(ordered.item_id.to_numpy())
+    items = np.zeros((len(users), width), dtype=listed.dtype)  # integer or string ids
     filled = np.zeros((len(users), width), dtype=bool)
-    items[row, position] = ordered.item_id.to_numpy()
+    items[row, position] = listed
     filled[row, position] = True
     return users, items, filled
 

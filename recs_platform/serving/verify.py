@@ -64,8 +64,8 @@ def smoke_requests(bundle: ServingBundle, k: int = SMOKE_K) -> list[SmokeRequest
 
 
 def _unknown_user(user_ids: np.ndarray) -> int | str:
-    """An id of the bundle's id type that no user has: one past the largest."""
-    return f"{user_ids.max()}~" if user_ids.dtype.kind == "U" else user_ids.max().item() + 1
+    """An id of the bundle's id type that no user has: one past the largest (the ids are sorted)."""
+    return f"{user_ids[-1]}~" if user_ids.dtype.kind == "U" else user_ids[-1].item() + 1
 
 
 def _unseen_items(bundle: ServingBundle, user_id: int | str, count: int = 2) -> list[int | str]:
