@@ -20,7 +20,7 @@ class SameFirstItemResult:
     """The most common first recommendation and the share of users who get it."""
 
     flagged: bool
-    item_id: int | None
+    item_id: int | str | None
     share: float
 
 
@@ -123,4 +123,5 @@ def same_first_item(run: pd.DataFrame, share_threshold: float = 0.5) -> SameFirs
         return SameFirstItemResult(False, None, 0.0)
     counts = first.value_counts()
     share = float(counts.iloc[0] / len(first))
-    return SameFirstItemResult(share >= share_threshold, int(counts.index[0]), share)
+    top = counts.index[0]
+    return SameFirstItemResult(share >= share_threshold, top.item() if isinstance(top, np.generic) else top, share)

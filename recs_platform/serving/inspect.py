@@ -59,7 +59,7 @@ TEMPLATES = jinja2.Environment(
 @dataclass
 class ListedItem:
     rank: int
-    item_id: int
+    item_id: int | str
     score: float
     title: str
     attributes: dict[str, Any]
