@@ -11,7 +11,6 @@ import yaml
 
 from recs_platform.data import synthetic
 from recs_platform.data.contract import ContractError, load_contract, parse_contract, save_to_home
-from recs_platform.registry import CHAMPION
 from recs_platform.serving.answer import Request, answer
 from recs_platform.serving.launcher import start_server
 from recs_platform.serving.model import production_registry
@@ -111,7 +110,7 @@ def test_the_graph_deploys_and_serves_every_shape(deployed_home: tuple[str, Path
     name, home = deployed_home
     contract = load_contract(name)
     registry = production_registry(PlatformPaths(home))
-    champion = registry.load(registry.aliases()[CHAMPION])
+    champion = registry.load_production()
     user = champion.model.user_map.ids[0].item()
     assert isinstance(user, str) == (contract.user_id_type == "string")
     result = answer(champion, Request(user, 5), None)
