@@ -134,7 +134,7 @@ class RecommenderContract:
         for k in (1, 5, N_ITEMS):
             batch = fitted.recommend(users, k=k)
             for user, expected in batch.groupby("user_id", sort=False):
-                items, scores = fitted.recommend_one(int(user), k)
+                items, scores = fitted.recommend_one(user, k)
                 assert items.tolist() == expected.item_id.tolist(), (user, k)
                 np.testing.assert_allclose(scores, expected.score.to_numpy(), rtol=1e-6, atol=1e-7)
 
@@ -274,6 +274,22 @@ class RecommenderContract:
         # (the mapping is monotone, so tie-breaking by id is preserved too).
         small_recs = self.make_recommender().fit(small).recommend(np.sort(small.user_id.unique()), k=5)
         np.testing.assert_array_equal(small_recs.item_id * 13 + 3 * offset, model.recommend(users, k=5).item_id)
+
+    def test_string_ids(self, tmp_path: Path) -> None:
+        """String ids (SKUs, URIs) rank exactly as integer ids with the same order would."""
+        small = synthetic_interactions()
+        as_text = small.assign(
+            user_id="user:" + small.user_id.map("{:04d}".format),
+            item_id="spotify:track:" + small.item_id.map("{:04d}".format),
+        )
+        model = self.make_recommender().fit(as_text)
+        users = np.sort(as_text.user_id.unique())
+        recs = model.recommend(users, k=5)
+        assert recs.item_id.map(type).eq(str).all() and set(recs.item_id) <= set(as_text.item_id)
+        loaded = load_recommender(model.save(tmp_path / "model"))
+        pd.testing.assert_frame_equal(loaded.recommend(users, k=5), recs)
+        by_number = self.make_recommender().fit(small).recommend(np.sort(small.user_id.unique()), k=5)
+        assert recs.item_id.tolist() == ("spotify:track:" + by_number.item_id.map("{:04d}".format)).tolist()
 
     def test_deterministic_fits(self, train: pd.DataFrame) -> None:
         users = self.all_users(train)
