@@ -126,23 +126,50 @@ def serving(home: PlatformPaths, path: str, tag: str, new_items: int, seed: int)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def profile(server: ServerHandle, users_file: Path, seconds: int, connections: int, top: int = 12) -> str:
-    """The ``top`` functions by share of py-spy's samples of the worker (inclusive, idle excluded),
-    during a saturated wrk run."""
+# Leaf frames of a worker thread waiting for work, not doing any.
+IDLE_LEAVES = ("Condition.wait", "Queue.get", "Runner.run", "BaseSelector.select", "EpollSelector.select")
+# Entry points every stack of a thread shares: they say nothing about where the time goes.
+TRUNK = (
+    "<module>", "main", "_run_code", "_run_module_as_main", "Command.main", "Command.invoke", "Command.__call__",
+    "Context.invoke", "Server.run", "asyncio_run", "Runner.run", "Thread._bootstrap", "Thread._bootstrap_inner",
+    "Thread.run", "WorkerThread.run",
+)  # fmt: skip
+
+
+def profile(server: ServerHandle, users_file: Path, seconds: int, connections: int, top: int = 14) -> str:
+    """Where a worker's busy time goes during a saturated wrk run: py-spy's samples whose leaf is
+    not a waiting frame, and the ``top`` functions by inclusive share of those, leaving out the
+    trunk every stack shares (thread and event-loop entry points)."""
     (worker,) = server.worker_pids()
     with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
         spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker), "-d", str(seconds)]
         sampling = subprocess.Popen([*spy, "-r", "200", "-f", "raw", "-o", raw.name], stdout=subprocess.DEVNULL)
         run_wrk(server.url, users_file, seconds, connections)
         sampling.wait()
-        inclusive, total = Counter(), 0
-        for line in Path(raw.name).read_text().splitlines():
-            stack, count = line.rsplit(" ", 1)
-            total += int(count)
-            # A frame is "function (file:line)"; each function counts once per stack.
-            for function in {frame.split(":")[0] for frame in stack.split(";")}:
-                inclusive[function] += int(count)
-    return "\n".join(f"  {count / total:5.1%}  {function}" for function, count in inclusive.most_common(top))
+        return summarize_profile(Path(raw.name).read_text(), top)
+
+
+def summarize_profile(collapsed: str, top: int) -> str:
+    """``top`` functions by inclusive share of the busy samples of py-spy's raw (collapsed) output;
+    the thread pool (``WorkerThread.run``: the API method) against the event loop (HTTP, ASGI)."""
+    inclusive, busy, total = Counter(), 0, 0
+    for line in collapsed.splitlines():
+        stack, count = line.rsplit(" ", 1)
+        # A frame is "function (file:line)"; each function counts once per stack.
+        functions = [frame.split(" (")[0] for frame in stack.split(";")]
+        total += int(count)
+        if functions[-1] in IDLE_LEAVES:
+            continue
+        busy += int(count)
+        for function in set(functions):
+            inclusive[function] += int(count)
+    shares = [(function, count / busy) for function, count in inclusive.most_common() if function not in TRUNK]
+    lines = [f"  {share:5.1%}  {function}" for function, share in shares[:top]]
+    return (
+        f"  busy in {busy / total:.0%} of {total} samples; of the busy ones {inclusive['WorkerThread.run'] / busy:.0%} "
+        f"in the API method's thread pool, {inclusive['Runner.run'] / busy:.0%} in the event loop; inclusive shares:\n"
+        + "\n".join(lines)
+    )
 
 
 def sources(url: str, users: list[int], k: int) -> str:
@@ -179,8 +206,10 @@ def main() -> None:
             name: run_wrk(server.url, users_file, args.seconds, args.connections, rate=half, k=args.k)
             for name, server in servers.items()
         }
-        if args.profile:
+        if args.profile:  # the worker of each single-process server
             for name, server in servers.items():
+                if name == BATCHED:
+                    continue
                 shares = profile(server, users_file, args.seconds, args.connections)
                 print(f"{name}: share of the worker's samples\n{shares}\n")
     users_file.unlink()

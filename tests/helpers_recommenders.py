@@ -134,7 +134,7 @@ class RecommenderContract:
         for k in (1, 5, N_ITEMS):
             batch = fitted.recommend(users, k=k)
             for user, expected in batch.groupby("user_id", sort=False):
-                items, scores = fitted.recommend_one(int(user), k)
+                items, scores = fitted.recommend_one(user, k)
                 assert items.tolist() == expected.item_id.tolist(), (user, k)
                 np.testing.assert_allclose(scores, expected.score.to_numpy(), rtol=1e-6, atol=1e-7)
 

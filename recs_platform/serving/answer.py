@@ -203,7 +203,7 @@ def _answer(
     features: dict[str, Any] | None = None,
     path: str | None = None,
 ) -> Answer:
-    # tolist(): Python ints and floats in one call, not one conversion per element in Python.
+    # tolist(): Python ints, strs and floats in one call, not one conversion per element in Python.
     return Answer(
         item_ids=np.asarray(items).tolist(),  # int64 or str ids alike
         scores=np.asarray(scores, dtype=np.float64).tolist(),
