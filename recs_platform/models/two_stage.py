@@ -136,9 +136,10 @@ class Retrieval:
         if not known:
             return found
         depth = min(self.index.ntotal, self.n + max(len(users[row].history) for row in known))
-        self.index.hnsw.efSearch = max(2 * depth, 64)
-        queries = self.user_vectors[[users[row].user_index for row in known]]
-        scores, items = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), depth)
+        queries = np.ascontiguousarray(self.user_vectors[[users[row].user_index for row in known]], dtype=np.float32)
+        # Per-call search parameters: the shared index is never mutated by concurrent requests.
+        search = faiss.SearchParametersHNSW(efSearch=max(2 * depth, 64))
+        scores, items = self.index.search(queries, depth, params=search)
         for row, item_row, score_row in zip(known, items, scores, strict=True):
             keep = (item_row >= 0) & ~np.isin(item_row, users[row].history)
             found[row] = (item_row[keep][: self.n].astype(np.int64), score_row[keep][: self.n].astype(np.float64))
