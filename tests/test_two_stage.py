@@ -18,6 +18,7 @@ from recs_platform.models.two_stage import ann_index, split_for_ranker
 from recs_platform.online.store import FEATURE_COLUMNS, OnlineStore, UserState
 from recs_platform.registry.bundle import ServingBundle, write_bundle
 from recs_platform.serving.answer import Request, answer, answer_record
+from recs_platform.serving.inspect import explanations
 from recs_platform.serving.verify import check_bundle, smoke_requests
 
 # Small enough for the contract's 12 x 15 fixture: every item is a candidate, few trees.
@@ -238,3 +239,21 @@ def test_a_two_stage_bundle_passes_the_verifier(model: TwoStageRecommender, data
     assert check_bundle(directory, "two-stage") is None
     loaded = ServingBundle.load(directory, "two-stage")
     assert {smoke.expected_source for smoke in smoke_requests(loaded)} == {"model", "popularity", "model+fresh_history"}
+
+
+def test_explanations_name_the_sources_and_the_largest_contributions(model: TwoStageRecommender, data) -> None:
+    train, users, items = data
+    bundle = ServingBundle(model, PopularityRecommender().fit(train), None, {}, {}, "v", items.set_index("item_id"))
+    user, moment = 4, datetime(2024, 3, 5, 8, 30, tzinfo=UTC)
+    result = answer(bundle, Request(user, 3, now=moment), online_store(train, users).get(user))
+    inputs = model.offline_inputs(user, float(moment.timestamp()))
+    contributions = model.contributions(inputs, result.item_ids).drop(columns="bias")
+    features = model.features(inputs, result.item_ids)
+    for item, explanation in zip(result.item_ids, model.explain(result.ranker_features), strict=True):
+        name, value = explanation.contributions[0]
+        assert value == pytest.approx(contributions.loc[item, name])
+        assert abs(value) == pytest.approx(contributions.loc[item].abs().max())
+        ranks = features.loc[item, [f"{source}_rank" for source in model.retrieval.names]]
+        assert explanation.sources == [name.removesuffix("_rank") for name in ranks.index[ranks.notna()]]
+    sentences = explanations(bundle, result)
+    assert len(sentences) == 3 and all(s.startswith("retrieved by ") for s in sentences)

@@ -191,6 +191,18 @@ class RankedList:
     features: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Why an item is in a list: the sources that retrieved it and its largest feature contributions."""
+
+    sources: list[str]
+    contributions: list[tuple[str, float]]
+
+    def sentence(self) -> str:
+        shares = ", ".join(f"{name} {value:+.3f}" for name, value in self.contributions)
+        return f"retrieved by {', '.join(self.sources) or 'no source'} · {shares}"
+
+
 @register
 class TwoStageRecommender(Recommender):
     """Retrieval from learned recommenders (and an ANN index), then a LambdaRank ranker (see module doc)."""
@@ -402,6 +414,19 @@ class TwoStageRecommender(Recommender):
         rows = self.features(user, item_ids)
         contrib = self.ranker.predict(rows.to_numpy(), pred_contrib=True, num_threads=1)
         return pd.DataFrame(contrib, columns=[*rows.columns, "bias"], index=rows.index)
+
+    def explain(self, rows: Sequence[Mapping[str, Any]], top: int = 3) -> list[Explanation]:
+        """For logged feature rows (``RankedList.features``): the sources that retrieved each item and
+        its ``top`` feature contributions by magnitude (LightGBM ``pred_contrib``)."""
+        names = self.snapshot.feature_names(self.retrieval.names)
+        matrix = np.array([[np.nan if row[name] is None else row[name] for name in names] for row in rows], dtype=float)
+        contributions = self.ranker.predict(matrix.reshape(len(rows), len(names)), pred_contrib=True, num_threads=1)
+        explained = []
+        for row, contribution in zip(rows, contributions[:, :-1], strict=True):
+            sources = [source for source in self.retrieval.names if row[f"{source}_rank"] is not None]
+            strongest = np.argsort(-np.abs(contribution), kind="stable")[:top]
+            explained.append(Explanation(sources, [(names[i], float(contribution[i])) for i in strongest]))
+        return explained
 
     def feature_importance(self) -> dict[str, float]:
         """Total split gain per feature, largest first."""
