@@ -86,7 +86,7 @@ def test_the_ranker_learns_labels_from_the_later_part_with_features_from_the_ear
     train, users, items = data
     model = TwoStageRecommender(**FEATURED).fit(train, users=users, items=items)
     indexed = model._indexed(train).assign(seconds=train.timestamp.astype("int64") // 10**9)
-    earlier, later = split_for_ranker(indexed, 0.2, 3)
+    earlier, later = split_for_ranker(indexed, model.params.label_fraction, model.params.min_label_history)
     # Each user's later rows are their newest; the labels are exactly later rows among candidates.
     newest_earlier = earlier.groupby("user_index").seconds.max()
     assert (later.seconds.to_numpy() >= newest_earlier.loc[later.user_index].to_numpy()).all()
