@@ -407,9 +407,12 @@ class TwoStageRecommender(Recommender):
         items, features, scores = items[keep], features[keep], scores[keep]
         top = _row_top_k(scores, min(k, len(scores))) if len(scores) else np.zeros(0, dtype=np.int64)
         names = self.snapshot.feature_names(self.retrieval.names)
+        chosen = features[top]
+        values = np.where(np.isfinite(chosen), chosen, np.nan).astype(object)
+        values[~np.isfinite(chosen)] = None
         rows = [
-            {"item_id": int(self.item_map.ids[item]), **dict(zip(names, map(_json_float, row), strict=True))}
-            for item, row in zip(items[top], features[top], strict=True)
+            {"item_id": int(self.item_map.ids[item]), **dict(zip(names, row, strict=True))}
+            for item, row in zip(items[top], values.tolist(), strict=True)
         ]
         return RankedList(self.item_map.ids[items[top]], scores[top], rows)
 
@@ -514,7 +517,3 @@ def _aligned(table: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.DataFr
     if table is None or key not in table:
         return pd.DataFrame(index=pd.Index(ids, name=key))
     return table.drop_duplicates(key).set_index(key).reindex(ids)
-
-
-def _json_float(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
