@@ -15,7 +15,7 @@ from helpers_recommenders import RecommenderContract
 from recs_platform.evaluation.report import ModelScores
 from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender
 from recs_platform.models.two_stage import ann_index, split_for_ranker
-from recs_platform.online.store import FEATURE_COLUMNS, OnlineStore, UserState
+from recs_platform.online.store import OnlineStore, UserState
 from recs_platform.registry.bundle import ServingBundle, write_bundle
 from recs_platform.serving.answer import Request, answer, answer_record
 from recs_platform.serving.inspect import explanations
@@ -23,7 +23,7 @@ from recs_platform.serving.verify import check_bundle, smoke_requests
 
 # Small enough for the contract's 12 x 15 fixture: every item is a candidate, few trees.
 SMALL = {"candidates": 15, "trees": 5, "min_child_samples": 2, "min_label_history": 3, "threads": 1}
-FEATURED = {**SMALL, "candidates": 12, "trees": 10}
+FEATURED = {**SMALL, "candidates": 12, "trees": 10, "item_features": ["genres"]}
 
 
 class TestTwoStage(RecommenderContract):
@@ -75,10 +75,7 @@ def online_store(train: pd.DataFrame, users: pd.DataFrame) -> OnlineStore:
     """The serving state of ``train``'s users, built as the online store exports it."""
     first = train.groupby(["user_id", "item_id"]).timestamp.min().reset_index().sort_values(["user_id", "timestamp"])
     state = first.groupby("user_id").agg(item_sequence=("item_id", list), timestamp_sequence=("timestamp", list))
-    state = state.reset_index().merge(users, on="user_id", how="left")
-    for column in set(FEATURE_COLUMNS) - set(state.columns):
-        state[column] = None
-    return OnlineStore(state[["user_id", "item_sequence", "timestamp_sequence", *FEATURE_COLUMNS]], "v1")
+    return OnlineStore(state.reset_index().merge(users, on="user_id", how="left"), "v1")
 
 
 # -- no leakage ------------------------------------------------------------------------------------

@@ -24,19 +24,17 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recs_platform.models.heuristics import csr_restore, csr_state
-from recs_platform.models.two_tower import as_strings, encode, vocabulary
+from recs_platform.models.two_tower import as_strings, attribute_tokens, encode, vocabulary
 
 SECONDS_PER_DAY = 86_400.0
-# Separates values of one multi-valued category cell ("Action|Comedy").
-MULTI_VALUE_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
 class FeatureColumns:
     """Which catalogue columns the features use; absent ones are missing, never an error."""
 
-    user_categorical: Sequence[str]
-    item_categorical: Sequence[str]
+    user_features: Sequence[str]
+    item_features: Sequence[str]
     item_numeric: Sequence[str]
     trend_days: float
     recent_items: int
@@ -70,7 +68,7 @@ class FeatureSnapshot:
         # Dense: a few dozen attribute values per catalogue, and per-request sparse indexing costs
         # more than the arithmetic (items x values float64: 1,682 x 19 on MovieLens-100K).
         self.tokens = csr_restore("tokens", arrays, shape).toarray()
-        self.user_vocab = {column: arrays[f"vocab.{column}"] for column in columns.user_categorical}
+        self.user_vocab = {column: arrays[f"vocab.{column}"] for column in columns.user_features}
 
     @classmethod
     def build(
@@ -86,7 +84,7 @@ class FeatureSnapshot:
         items, seconds = interactions.item_index.to_numpy(), interactions.seconds.to_numpy()
         reference = float(np.nanmax(seconds)) if len(seconds) and np.isfinite(seconds).any() else np.nan
         recent = items[seconds >= reference - columns.trend_days * SECONDS_PER_DAY]
-        token_names, tokens = _item_tokens(item_table, columns.item_categorical)
+        token_names, tokens = _item_tokens(item_table, columns.item_features)
         arrays = {
             "reference": np.array([reference]),
             "item_count": np.bincount(items, minlength=n_items).astype(np.float64),
@@ -96,13 +94,13 @@ class FeatureSnapshot:
             "item_numeric": _numeric(item_table, columns.item_numeric),
             "token_names": token_names,
             **csr_state("tokens", tokens),
-            **{f"vocab.{c}": vocabulary(as_strings(_column(user_table, c))) for c in columns.user_categorical},
+            **{f"vocab.{c}": vocabulary(as_strings(_column(user_table, c))) for c in columns.user_features},
         }
         return cls(columns, arrays)
 
     def user_codes(self, table: pd.DataFrame) -> np.ndarray:
         """Category codes of each row of ``table`` (NaN for missing or never-seen values)."""
-        codes = [encode(as_strings(_column(table, c)), self.user_vocab[c]) for c in self.columns.user_categorical]
+        codes = [encode(as_strings(_column(table, c)), self.user_vocab[c]) for c in self.columns.user_features]
         stacked = np.stack(codes, axis=1).astype(np.float64) if codes else np.zeros((len(table), 0))
         return np.where(stacked == 0, np.nan, stacked)
 
@@ -115,7 +113,7 @@ class FeatureSnapshot:
             "user_history_length",
             "user_days_since_last",
             "user_mean_log_popularity",
-            *(f"user_{column}" for column in self.columns.user_categorical),
+            *(f"user_{column}" for column in self.columns.user_features),
             "item_log_popularity",
             "item_trend",
             "item_days_since_last",
@@ -132,7 +130,7 @@ class FeatureSnapshot:
         ]
 
     def categorical_features(self) -> list[str]:
-        return [f"user_{column}" for column in self.columns.user_categorical]
+        return [f"user_{column}" for column in self.columns.user_features]
 
 
 def user_item_features(
@@ -251,11 +249,8 @@ def _numeric(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 def _item_tokens(table: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, sp.csr_matrix]:
-    """Binary items x attribute-value matrix: one token per ``column=value``, multi-valued cells split."""
-    per_item: list[list[str]] = [[] for _ in range(len(table))]
-    for column in columns:
-        for row, cell in enumerate(as_strings(_column(table, column))):
-            per_item[row] += [f"{column}={value}" for value in cell.split(MULTI_VALUE_SEPARATOR) if value]
+    """Binary items x attribute-value matrix: one token per ``column=value`` (as the two-tower's)."""
+    per_item = attribute_tokens(table, list(columns))
     flat = np.asarray([token for item in per_item for token in item], dtype=str)
     names = vocabulary(flat)
     rows = np.repeat(np.arange(len(per_item)), [len(item) for item in per_item])

@@ -64,6 +64,7 @@ from recs_platform.models.base import (
     TrainingData,
     Validator,
     _row_top_k,
+    as_ids,
     load_recommender,
     new_recommender,
     register,
@@ -226,11 +227,14 @@ class TwoStageRecommender(Recommender):
             "temporal", description="Labels are each user's newest rows (temporal) or a seeded random share (random)."
         )
         min_label_history: int = Field(5, ge=2, description="Users with fewer rows give no ranker labels.")
-        user_categorical: list[str] = Field(
-            ["age_bucket", "gender", "occupation"], description="Categorical user columns (absent ones are missing)."
+        user_features: list[str] = Field(
+            ["age_bucket", "gender", "occupation"],
+            description="Categorical user columns (absent ones are missing; a dataset's contract sets its own).",
         )
-        item_categorical: list[str] = Field(
-            ["genres"], description="Categorical item columns for affinities ('|' separates values)."
+        item_features: list[str] = Field(
+            ["genres_list"],
+            description="Item attribute columns behind the affinities: lists, '|'-separated text or categories "
+            "(absent ones are missing; a dataset's contract sets its own).",
         )
         item_numeric: list[str] = Field(["release_year"], description="Numeric item columns (absent ones are missing).")
         trend_days: float = Field(30.0, gt=0, description="Window of the item popularity trend, in days.")
@@ -271,7 +275,7 @@ class TwoStageRecommender(Recommender):
 
     def _feature_columns(self) -> FeatureColumns:
         p = self.params
-        return FeatureColumns(p.user_categorical, p.item_categorical, p.item_numeric, p.trend_days, p.recent_items)
+        return FeatureColumns(p.user_features, p.item_features, p.item_numeric, p.trend_days, p.recent_items)
 
     def _fit_retrieval(self, rows: pd.DataFrame, data: TrainingData, log: Logger) -> Retrieval:
         """The retrieval models fit on ``rows`` with the model's catalogue, so indices agree."""
@@ -377,7 +381,7 @@ class TwoStageRecommender(Recommender):
     ) -> UserInputs:
         """A user as serving sees them: the online store's history (item ids, times) and features."""
         self._require_fitted()
-        history = np.asarray(history, dtype=np.int64)
+        history = as_ids(history)
         known = self.item_map.contains(history)
         codes = self.snapshot.user_codes(pd.DataFrame([dict(features)]))[0]
         user_index = int(self.user_map.index([user_id])[0]) if self.known_users([user_id])[0] else None
@@ -387,7 +391,7 @@ class TwoStageRecommender(Recommender):
     def features(self, user: UserInputs, item_ids: Iterable[int]) -> pd.DataFrame:
         """The ranker's feature rows of ``item_ids`` for ``user`` (items no source retrieved have
         NaN retrieval features), indexed by item id."""
-        items = self.item_map.index(np.fromiter(item_ids, dtype=np.int64))
+        items = self.item_map.index(as_ids(item_ids))
         candidates, found = self.retrieval.retrieve([user])[0]
         retrieval = np.full((len(items), found.shape[1]), np.nan)
         position = np.searchsorted(candidates, items).clip(max=max(len(candidates) - 1, 0))
@@ -402,7 +406,7 @@ class TwoStageRecommender(Recommender):
         if k <= 0:
             raise ValueError("k must be positive")
         items, features, scores = self._rank([user])[0]
-        excluded = np.fromiter(exclude, dtype=np.int64)
+        excluded = as_ids(exclude)
         keep = ~np.isin(items, self._known_items(excluded))
         items, features, scores = items[keep], features[keep], scores[keep]
         top = _row_top_k(scores, min(k, len(scores))) if len(scores) else np.zeros(0, dtype=np.int64)
@@ -411,7 +415,7 @@ class TwoStageRecommender(Recommender):
         values = np.where(np.isfinite(chosen), chosen, np.nan).astype(object)
         values[~np.isfinite(chosen)] = None
         rows = [
-            {"item_id": int(self.item_map.ids[item]), **dict(zip(names, row, strict=True))}
+            {"item_id": self.item_map.ids[item].item(), **dict(zip(names, row, strict=True))}
             for item, row in zip(items[top], values.tolist(), strict=True)
         ]
         return RankedList(self.item_map.ids[items[top]], scores[top], rows)
