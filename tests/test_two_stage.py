@@ -81,7 +81,7 @@ def online_store(train: pd.DataFrame, users: pd.DataFrame) -> OnlineStore:
 # -- no leakage ------------------------------------------------------------------------------------
 def test_the_ranker_learns_labels_from_the_later_part_with_features_from_the_earlier_part(data) -> None:
     train, users, items = data
-    model = TwoStageRecommender(**FEATURED).fit(train, users=users, items=items)
+    model = TwoStageRecommender(**FEATURED, label_split="temporal").fit(train, users=users, items=items)
     indexed = model._indexed(train).assign(seconds=train.timestamp.astype("int64") // 10**9)
     earlier, later = split_for_ranker(indexed, model.params.label_fraction, model.params.min_label_history)
     # Each user's later rows are their newest; the labels are exactly later rows among candidates.
@@ -105,7 +105,9 @@ def test_the_ranker_learns_labels_from_the_later_part_with_features_from_the_ear
         unused = np.setdiff1d(np.arange(N_ITEMS), moved.item_id[moved.user_id == user])
         moved.iloc[row, moved.columns.get_loc("item_id")] = rng.choice(unused)
     assert is_later.sum() == len(later)
-    other = TwoStageRecommender(**FEATURED).fit(moved, catalog_items=items.item_id, users=users, items=items)
+    other = TwoStageRecommender(**FEATURED, label_split="temporal").fit(
+        moved, catalog_items=items.item_id, users=users, items=items
+    )
     # Users none of whose later items were retrieved carry no labels and are dropped, so compare
     # the users both kept.
     both = np.intersect1d(rows.user_index, other.ranker_rows.user_index)
