@@ -41,6 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--params", type=json.loads, default={}, help="two-stage params (JSON) beside the label split")
     parser.add_argument("--latency-users", type=int, default=300, help="requests timed")
     parser.add_argument("--protocols", nargs="*", default=["random_per_user", "temporal"])
+    parser.add_argument("--label-splits", nargs="*", default=list(LABEL_SPLITS), help="two-stage label splits to fit")
     return parser.parse_args()
 
 
@@ -65,11 +66,13 @@ def fit_and_score(name: str, params: dict, tables: dict) -> tuple[Recommender, d
     return model, {"row": row, "per_user": test.per_user.set_index("user_id")["ndcg@10"]}
 
 
-def compare(protocol: str, tables: dict, params: dict) -> tuple[list[dict], dict, TwoStageRecommender]:
+def compare(
+    protocol: str, tables: dict, params: dict, label_splits: list[str]
+) -> tuple[list[dict], dict, TwoStageRecommender]:
     rows, results, models = [], {}, {}
     for name in SINGLE_STAGE:
         models[name], results[name] = fit_and_score(name, {}, tables)
-    for split in LABEL_SPLITS:
+    for split in label_splits:
         key = f"two_stage ({split} labels)"
         models[key], results[key] = fit_and_score("two_stage", {**params, "label_split": split}, tables)
     for key, result in results.items():
@@ -136,12 +139,13 @@ def main() -> None:
     by_protocol = {"random_per_user": tables, "temporal": temporal_tables(tables)}
     rows, significance = [], []
     for protocol in args.protocols:
-        protocol_rows, test, model = compare(protocol, by_protocol[protocol], args.params)
+        protocol_rows, test, model = compare(protocol, by_protocol[protocol], args.params, args.label_splits)
         rows += protocol_rows
         significance.append(test)
         if protocol == "random_per_user":
             recall = candidate_recall(model, by_protocol[protocol]["valid"])
             timing = latency(model, by_protocol[protocol], args.latency_users)
+            print(timing, flush=True)
             importance = list(model.metadata["feature_importance"].items())[:12]
     print(f"\ndataset {args.dataset.name}, two-stage params {args.params}\n")
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))

@@ -15,14 +15,15 @@ from helpers_recommenders import RecommenderContract
 from recs_platform.evaluation.report import ModelScores
 from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender
 from recs_platform.models.two_stage import ann_index, split_for_ranker
-from recs_platform.online.store import FEATURE_COLUMNS, OnlineStore, UserState
+from recs_platform.online.store import OnlineStore, UserState
 from recs_platform.registry.bundle import ServingBundle, write_bundle
 from recs_platform.serving.answer import Request, answer, answer_record
+from recs_platform.serving.inspect import explanations
 from recs_platform.serving.verify import check_bundle, smoke_requests
 
 # Small enough for the contract's 12 x 15 fixture: every item is a candidate, few trees.
 SMALL = {"candidates": 15, "trees": 5, "min_child_samples": 2, "min_label_history": 3, "threads": 1}
-FEATURED = {**SMALL, "candidates": 12, "trees": 10}
+FEATURED = {**SMALL, "candidates": 12, "trees": 10, "item_features": ["genres"]}
 
 
 class TestTwoStage(RecommenderContract):
@@ -74,18 +75,15 @@ def online_store(train: pd.DataFrame, users: pd.DataFrame) -> OnlineStore:
     """The serving state of ``train``'s users, built as the online store exports it."""
     first = train.groupby(["user_id", "item_id"]).timestamp.min().reset_index().sort_values(["user_id", "timestamp"])
     state = first.groupby("user_id").agg(item_sequence=("item_id", list), timestamp_sequence=("timestamp", list))
-    state = state.reset_index().merge(users, on="user_id", how="left")
-    for column in set(FEATURE_COLUMNS) - set(state.columns):
-        state[column] = None
-    return OnlineStore(state[["user_id", "item_sequence", "timestamp_sequence", *FEATURE_COLUMNS]], "v1")
+    return OnlineStore(state.reset_index().merge(users, on="user_id", how="left"), "v1")
 
 
 # -- no leakage ------------------------------------------------------------------------------------
 def test_the_ranker_learns_labels_from_the_later_part_with_features_from_the_earlier_part(data) -> None:
     train, users, items = data
-    model = TwoStageRecommender(**FEATURED).fit(train, users=users, items=items)
+    model = TwoStageRecommender(**FEATURED, label_split="temporal").fit(train, users=users, items=items)
     indexed = model._indexed(train).assign(seconds=train.timestamp.astype("int64") // 10**9)
-    earlier, later = split_for_ranker(indexed, 0.2, 3)
+    earlier, later = split_for_ranker(indexed, model.params.label_fraction, model.params.min_label_history)
     # Each user's later rows are their newest; the labels are exactly later rows among candidates.
     newest_earlier = earlier.groupby("user_index").seconds.max()
     assert (later.seconds.to_numpy() >= newest_earlier.loc[later.user_index].to_numpy()).all()
@@ -107,7 +105,9 @@ def test_the_ranker_learns_labels_from_the_later_part_with_features_from_the_ear
         unused = np.setdiff1d(np.arange(N_ITEMS), moved.item_id[moved.user_id == user])
         moved.iloc[row, moved.columns.get_loc("item_id")] = rng.choice(unused)
     assert is_later.sum() == len(later)
-    other = TwoStageRecommender(**FEATURED).fit(moved, catalog_items=items.item_id, users=users, items=items)
+    other = TwoStageRecommender(**FEATURED, label_split="temporal").fit(
+        moved, catalog_items=items.item_id, users=users, items=items
+    )
     # Users none of whose later items were retrieved carry no labels and are dropped, so compare
     # the users both kept.
     both = np.intersect1d(rows.user_index, other.ranker_rows.user_index)
@@ -238,3 +238,21 @@ def test_a_two_stage_bundle_passes_the_verifier(model: TwoStageRecommender, data
     assert check_bundle(directory, "two-stage") is None
     loaded = ServingBundle.load(directory, "two-stage")
     assert {smoke.expected_source for smoke in smoke_requests(loaded)} == {"model", "popularity", "model+fresh_history"}
+
+
+def test_explanations_name_the_sources_and_the_largest_contributions(model: TwoStageRecommender, data) -> None:
+    train, users, items = data
+    bundle = ServingBundle(model, PopularityRecommender().fit(train), None, {}, {}, "v", items.set_index("item_id"))
+    user, moment = 4, datetime(2024, 3, 5, 8, 30, tzinfo=UTC)
+    result = answer(bundle, Request(user, 3, now=moment), online_store(train, users).get(user))
+    inputs = model.offline_inputs(user, float(moment.timestamp()))
+    contributions = model.contributions(inputs, result.item_ids).drop(columns="bias")
+    features = model.features(inputs, result.item_ids)
+    for item, explanation in zip(result.item_ids, model.explain(result.ranker_features), strict=True):
+        name, value = explanation.contributions[0]
+        assert value == pytest.approx(contributions.loc[item, name])
+        assert abs(value) == pytest.approx(contributions.loc[item].abs().max())
+        ranks = features.loc[item, [f"{source}_rank" for source in model.retrieval.names]]
+        assert explanation.sources == [name.removesuffix("_rank") for name in ranks.index[ranks.notna()]]
+    sentences = explanations(bundle, result)
+    assert len(sentences) == 3 and all(s.startswith("retrieved by ") for s in sentences)

@@ -39,9 +39,10 @@ from starlette.routing import Route
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS, PromotionRefused, promote_challenger
 from recs_platform.experiments import experiments_table
 from recs_platform.models.base import as_ids
+from recs_platform.models.two_stage import TwoStageRecommender
 from recs_platform.online.store import feature_columns
 from recs_platform.registry import CHAMPION, BundleRefused, ModelRegistry, ServingBundle
-from recs_platform.serving.answer import Request, answer, plain_id
+from recs_platform.serving.answer import Answer, Request, answer, plain_id
 from recs_platform.serving.model import ProductionModel
 from recs_platform.serving.schemas import SERVED_CONTRACT
 from recs_platform.settings import PlatformPaths
@@ -63,6 +64,7 @@ class ListedItem:
     score: float
     title: str
     attributes: dict[str, Any]
+    why: str = ""  # for a two-stage list: retrieval sources and the largest feature contributions
 
 
 @dataclass
@@ -155,6 +157,8 @@ class Inspector:
         result = answer(bundle, request, state)
         shown = ShownList(key, name, tag, result.source)
         shown.items = self._items(bundle, result.item_ids, result.scores)
+        for item, why in zip(shown.items, explanations(bundle, result), strict=False):
+            item.why = why
         return shown
 
     def _baseline(self, name: str, request: Request, state: Any) -> ShownList:
@@ -277,6 +281,13 @@ class Inspector:
             "shadow comparison": _read(self.paths.online / "shadow.parquet"),
             "alias history": history,
         }
+
+
+def explanations(bundle: ServingBundle, result: Answer) -> list[str]:
+    """One sentence per listed item of a two-stage answer (sources, top contributions); else none."""
+    if not isinstance(bundle.model, TwoStageRecommender) or not result.ranker_features:
+        return []
+    return [explanation.sentence() for explanation in bundle.model.explain(result.ranker_features)]
 
 
 def _shares(firsts: pd.DataFrame, by: str | None, top: int) -> pd.DataFrame:
