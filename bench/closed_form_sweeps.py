@@ -1,6 +1,7 @@
 """Closed-form sweeps side by side: the default EASE and DLAE grids fitted independently (each fit
 solving on its own, as before sweeps shared work: a dense n x n inverse per configuration) and with
-one shared ``FitCache`` (one Gram matrix and decomposition), on synthetic training matrices.
+one shared ``FitCache`` (``closed_form.RidgeSolver``: one Gram matrix, or users x users work with one
+eigendecomposition for every EASE l2), on synthetic training matrices.
 
     python bench/closed_form_sweeps.py --shape 610x3000 --shape 4000x2000
 
