@@ -1,5 +1,5 @@
 """One asset per recommender; each configuration of its sweep trains as its own step (all in one
-step for recommenders that share work across fits, e.g. one decomposition for every EASE λ), the
+step for recommenders that share work across fits, e.g. one Gram matrix or decomposition), the
 best on validation is refit on train+valid as the model that is evaluated and deployed. When no
 configuration fits its resources the asset is a skipped artifact that carries the reason.
 

@@ -124,7 +124,7 @@ def markdown(results: list[dict]) -> str:
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['shape']} | | | | no: {r['error']} | | | {r['tree_peak_mib']:,.0f} |")
+            lines.append(f"| {r['shape']} | | | | no: {r['error']} | | | {r['tree_peak_mib']:,.0f} | |")
             continue
         lines.append(
             f"| {r['shape']} | {r['events']:,} | {r['items']:,} | {r['users']:,} | {r['success']} | {r['wall_s']:.1f}"

@@ -65,8 +65,8 @@ def fit_recommender(
     (``valid`` and ``metric`` for early stopping; ``cache`` shared with other fits on the same
     rows), and the fit's wall seconds."""
     model = new_recommender(recommender, params)
-    has_valid = valid is not None and len(GroundTruth.of(valid).users) > 0
-    validate = validator(model, valid, metric) if has_valid else None
+    truth = None if valid is None else GroundTruth.of(valid)  # prepared once, scored every validation
+    validate = validator(model, truth, metric) if truth is not None and len(truth.users) else None
     started = time.perf_counter()
     model.fit(
         rows,

@@ -3,18 +3,16 @@
 Each needs ``P = (XᵀX + Λ)⁻¹`` for a binary users x items matrix ``X`` and a diagonal penalty
 ``Λ = c·diag(XᵀX) + λI``: ``c = p / (1 - p)`` for input dropout ``p`` (DLAE, EDLAE), ``c = 0`` for EASE.
 
-- For a fixed ``c``, λ is a scalar shift of ``A_c = XᵀX + c·diag(XᵀX)``, so one eigendecomposition
-  ``A_c = V diag(w) Vᵀ`` gives ``P = V diag(1 / (w + λ)) Vᵀ`` for every λ (and both diagonal
-  constraints). Two dropout values are not a scalar shift of one another (their penalties differ per
-  item), so each distinct ``c`` needs its own decomposition; the Gram matrix is computed once.
-- With fewer users than items, ``XᵀX`` has rank at most ``U`` and the n x n work becomes U x U work:
-  for ``c = 0`` the eigenpairs of ``XᵀX`` come from those of ``XXᵀ`` (``V = XᵀQ diag(μ)^-½`` and
-  ``P = I/λ + V diag(1/(μ+λ) - 1/λ) Vᵀ``), so one small eigendecomposition serves every λ; for
-  ``c > 0`` nothing but ``X`` is shared, and Woodbury's identity solves each configuration in U x U:
-  ``P = Λ⁻¹ - Λ⁻¹Xᵀ(I + XΛ⁻¹Xᵀ)⁻¹XΛ⁻¹``.
-
-A single fit (no sweep) solves directly instead: on this 2-core machine one symmetric
-eigendecomposition costs about four to seven dense inverses, so it pays only when reused.
+- With fewer users than items (the shape of a 100k-event log over a 10k-item catalogue), ``XᵀX`` has
+  rank at most ``U`` and the work is users x users. For ``c = 0`` one eigendecomposition of ``XXᵀ``
+  gives the non-zero eigenpairs of ``XᵀX`` (``V = XᵀQ diag(μ)^-½``), and for every λ
+  ``P = I/λ + V diag(1/(μ+λ) - 1/λ) Vᵀ``. For ``c > 0`` the penalty differs per item, so λ is not
+  a scalar shift and there is no shared decomposition: Woodbury's identity solves each
+  configuration in U x U, ``P = Λ⁻¹ - Λ⁻¹Xᵀ(I + XΛ⁻¹Xᵀ)⁻¹XΛ⁻¹``.
+- With at least as many users as items, the fits share the Gram matrix and invert per configuration.
+  One eigendecomposition of ``XᵀX + c·diag(XᵀX)`` would serve every λ, but on this 2-core machine it
+  costs about nine n x n inverses (bench/closed_form_sweeps.py: the default 4-λ EASE grid took 2.5x
+  longer through it), so it would pay only past ~13 λ values per dropout, more than any default grid.
 """
 
 from __future__ import annotations
@@ -41,19 +39,19 @@ def item_support(matrix: sp.csr_matrix) -> np.ndarray:
 
 def dense_bytes(n_items: int, n_users: int) -> int:
     """Peak bytes of one closed-form fit: the n x n float64 precision, its float32 weights, and either
-    the Gram matrix with one eigenvector matrix and a working copy (users >= items), or two thin
-    n x U factors (fewer users than items)."""
+    the shared Gram matrix with a working copy (users >= items) or two thin n x U factors (fewer
+    users than items)."""
     if n_users < n_items:
         return 12 * n_items**2 + 16 * n_items * n_users
-    return 36 * n_items**2
+    return 28 * n_items**2
 
 
 class RidgeSolver:
     """``(XᵀX + c·diag(XᵀX) + λI)⁻¹`` for one training matrix and any (c, λ).
 
-    With ``share=True`` (a sweep) decompositions are kept and reused across λ; the most recent ``c``
-    only, so configurations are best fitted grouped by dropout. With ``share=False`` each call
-    solves directly.
+    With ``share=True`` (a sweep) what configurations can reuse is kept: the Gram matrix, and with
+    fewer users than items the thin eigendecomposition that serves every EASE λ. With ``share=False``
+    each call solves on its own.
     """
 
     def __init__(self, matrix: sp.csr_matrix, share: bool) -> None:
@@ -62,59 +60,42 @@ class RidgeSolver:
         self.share = share
         self.dual = matrix.shape[0] < matrix.shape[1]
         self._gram: np.ndarray | None = None
-        self._eigen: tuple[float, np.ndarray, np.ndarray] | None = None  # (c, w, V)
+        self._eigen: tuple[np.ndarray, np.ndarray] | None = None  # thin (μ, V) of XᵀX
 
     def precision(self, dropout_weight: float, l2: float) -> np.ndarray:
         """P = (XᵀX + c·diag(XᵀX) + λI)⁻¹ as a fresh n x n float64 array (callers may overwrite it)."""
-        if self.dual and dropout_weight > 0:
-            return self._woodbury(dropout_weight * self.support + l2)
-        if not self.share:
-            return self._direct(dropout_weight, l2)
-        values, vectors = self._decomposition(dropout_weight)
-        if self.dual:  # thin: XᵀX = V diag(μ) Vᵀ with V orthonormal columns, the rest of the space at 0
-            shrink = np.sqrt(1.0 / l2 - 1.0 / (values + l2))
-            scaled = vectors * shrink
-            precision = -(scaled @ scaled.T)
-            precision[np.diag_indices_from(precision)] += 1.0 / l2
-            return precision
-        scaled = vectors * np.sqrt(1.0 / (values + l2))
-        return scaled @ scaled.T  # numpy's syrk path: A @ A.T
+        penalty = dropout_weight * self.support + l2
+        if not self.dual:
+            system = self.gram().copy() if self.share else self._new_gram()
+            system[np.diag_indices_from(system)] += penalty
+            return np.linalg.inv(system)
+        if dropout_weight > 0 or not self.share:
+            return self._woodbury(penalty)
+        values, vectors = self._thin_eigen()
+        shrink = np.sqrt(1.0 / l2 - 1.0 / (values + l2))  # XᵀX = V diag(μ) Vᵀ, the rest of the space at 0
+        scaled = vectors * shrink
+        precision = -(scaled @ scaled.T)  # numpy's syrk path: A @ A.T
+        precision[np.diag_indices_from(precision)] += 1.0 / l2
+        return precision
 
     def gram(self) -> np.ndarray:
         """XᵀX, dense float64, computed once."""
         if self._gram is None:
-            self._gram = (self.matrix.T @ self.matrix).toarray()
+            self._gram = self._new_gram()
         return self._gram
 
-    def _direct(self, dropout_weight: float, l2: float) -> np.ndarray:
-        if self.dual:
-            return self._woodbury(dropout_weight * self.support + l2)
-        system = self.gram().copy()
-        system[np.diag_indices_from(system)] += dropout_weight * self.support + l2
-        return np.linalg.inv(system)
-
-    def _decomposition(self, dropout_weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Eigenvalues and eigenvectors of ``A_c`` (thin ones of XᵀX when dual), cached for the last ``c``."""
-        if self._eigen is None or self._eigen[0] != dropout_weight:
-            self._eigen = None  # release the previous vectors before computing new ones
-            values, vectors = self._thin_eigen() if self.dual else self._full_eigen(dropout_weight)
-            self._eigen = (dropout_weight, values, vectors)
-        return self._eigen[1], self._eigen[2]
-
-    def _full_eigen(self, dropout_weight: float) -> tuple[np.ndarray, np.ndarray]:
-        system = self.gram().copy()
-        system[np.diag_indices_from(system)] += dropout_weight * self.support
-        values, vectors = scipy.linalg.eigh(system, driver="evr", overwrite_a=True, check_finite=False)
-        return np.clip(values, 0.0, None), vectors  # A_c is positive semidefinite; clip rounding
+    def _new_gram(self) -> np.ndarray:
+        return (self.matrix.T @ self.matrix).toarray()
 
     def _thin_eigen(self) -> tuple[np.ndarray, np.ndarray]:
-        """Eigenpairs of XᵀX with non-zero eigenvalue, from the users x users XXᵀ."""
-        outer = (self.matrix @ self.matrix.T).toarray()
-        values, user_vectors = scipy.linalg.eigh(outer, overwrite_a=True, check_finite=False)
-        keep = values > values.max(initial=0.0) * 1e-12
-        values, user_vectors = values[keep], user_vectors[:, keep]
-        vectors = np.asarray(self.matrix.T @ user_vectors) / np.sqrt(values)
-        return values, vectors
+        """Eigenpairs of XᵀX with non-zero eigenvalue, from the users x users XXᵀ; computed once."""
+        if self._eigen is None:
+            outer = (self.matrix @ self.matrix.T).toarray()
+            values, user_vectors = scipy.linalg.eigh(outer, overwrite_a=True, check_finite=False)
+            keep = values > values.max(initial=0.0) * 1e-12
+            values, user_vectors = values[keep], user_vectors[:, keep]
+            self._eigen = values, np.asarray(self.matrix.T @ user_vectors) / np.sqrt(values)
+        return self._eigen
 
     def _woodbury(self, penalty: np.ndarray) -> np.ndarray:
         """(XᵀX + diag(penalty))⁻¹ through the users x users system I + X diag(penalty)⁻¹ Xᵀ."""

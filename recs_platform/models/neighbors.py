@@ -122,7 +122,8 @@ class EASERecommender(ItemToItemRecommender):
     P is dense n x n: when that does not fit ``memory_gib``, the model keeps the items with the most
     users that do (the share pruned is in its metadata; the others are never recommended), or with
     ``prune_to_fit`` false raises ``CannotFit`` with the memory it would need. In a sweep the
-    decompositions behind P are shared by the configurations (``closed_form.RidgeSolver``).
+    Gram matrix, or with fewer users than items one eigendecomposition for every l2, is shared by
+    the configurations (``closed_form.RidgeSolver``).
     """
 
     class Params(RecommenderParams):
@@ -217,8 +218,9 @@ class DLAERecommender(EASERecommender):
     Dropping each input item with probability p is, in expectation, the penalty
     Λ = p / (1 - p) · diag(XᵀX) + l2: popular items are regularised more. Without the zero-
     diagonal constraint (DLAE) B = I - P Λ; with it (EDLAE) B = I - P / diag(P), as in EASE.
-    ``dropout`` 0 with ``zero_diagonal`` is exactly EASE. In a sweep, configurations with the
-    same dropout share one decomposition across l2; different dropouts cannot (see ``closed_form``).
+    ``dropout`` 0 with ``zero_diagonal`` is exactly EASE. The dropout penalty differs per item,
+    so l2 is not a scalar shift and no decomposition serves the grid; a sweep shares the Gram
+    matrix, or with fewer users than items solves each configuration users x users (``closed_form``).
     """
 
     class Params(EASERecommender.Params):

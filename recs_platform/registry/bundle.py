@@ -116,8 +116,9 @@ class PrecomputedLists:
         return self.items[start : start + k], self.scores[start : start + k]
 
 
-def precompute_lists(model: Recommender, k: int, batch_size: int = 1024) -> pd.DataFrame:
-    """Top-``k`` of every user the model knows, as ``user_id, item_ids, scores`` (one row per user)."""
+def precompute_lists(model: Recommender, k: int, batch_size: int | None = None) -> pd.DataFrame:
+    """Top-``k`` of every user the model knows, as ``user_id, item_ids, scores`` (one row per user);
+    ranked in batches of ``batch_size`` users, by default bounded by the score budget."""
     ranked = model.recommend(model.user_map.ids, k=k, batch_size=batch_size)
     grouped = ranked.groupby("user_id", sort=True)
     return pd.DataFrame(
