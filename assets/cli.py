@@ -1,6 +1,7 @@
 """``recs-platform``: the library's commands plus the ones that run the asset graph.
 
 recs-platform import movielens --source DIR   MovieLens-100K → landing zone (daily files)
+recs-platform import events --events F --items F [--users F] --contract F   your own files under a contract
 recs-platform replay movielens --step week    drop MovieLens into the landing zone a week at a time
 recs-platform synth --users N --items N --events N   synthetic logs → landing zone
 recs-platform bootstrap                       MovieLens if available, else synthetic (said loudly)

@@ -7,8 +7,16 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from assets.dbt import dbt_models
 from assets.resources import SplitSettings, StorageResource, WarehouseResource
 from recs_platform.artifacts import DatasetVersion
+from recs_platform.data.contract import DEFAULT_CONTRACT, load_contract
 from recs_platform.validation.datasets import freeze
-from recs_platform.validation.schemas import ITEM_FEATURES, USER_FEATURES, ValidationFailure, validate_dataset
+from recs_platform.validation.schemas import (
+    ValidationFailure,
+    item_features_schema,
+    user_features_schema,
+    validate_dataset,
+)
+
+MOVIELENS = load_contract(DEFAULT_CONTRACT)  # the schemas the asset's description shows
 
 SOURCES = {
     "train": "split_train",
@@ -35,8 +43,8 @@ QUERIES = {name: f"select * from {table}" for name, table in SOURCES.items()} | 
     ),
     pool="warehouse",
     metadata={
-        "user_features_schema": pandera_schema_to_dagster_type(USER_FEATURES).metadata["schema"],
-        "item_features_schema": pandera_schema_to_dagster_type(ITEM_FEATURES).metadata["schema"],
+        "user_features_schema": pandera_schema_to_dagster_type(user_features_schema(MOVIELENS)).metadata["schema"],
+        "item_features_schema": pandera_schema_to_dagster_type(item_features_schema(MOVIELENS)).metadata["schema"],
     },
 )
 def dataset(
@@ -44,14 +52,15 @@ def dataset(
 ) -> dg.Output[DatasetVersion]:
     """Validates the split and feature tables with pandera, then freezes them to versioned Parquet.
 
-    Any contract violation fails the step, so nothing downstream trains on bad data, and the
-    failing rows are shown in the run's failure metadata.
+    The schemas come from the home's dataset contract. Any violation fails the step, so nothing
+    downstream trains on bad data, and the failing rows are shown in the run's failure metadata.
     """
+    contract = storage.contract()
     with warehouse.connect(read_only=True) as connection:
         tables = {name: connection.execute(query).df() for name, query in QUERIES.items()}
         cutoffs = connection.execute("select * from split_cutoffs").df().iloc[0].to_dict()
     try:
-        validated = validate_dataset(tables, cutoffs)
+        validated = validate_dataset(tables, cutoffs, contract)
     except ValidationFailure as failure:
         raise dg.Failure(
             description=str(failure),
@@ -60,7 +69,12 @@ def dataset(
                 "failure_sample": dg.MetadataValue.md(failure.failure_cases.head(20).to_markdown(index=False)),
             },
         ) from failure
-    info = {"split": split.dbt_vars(), "cutoffs": cutoffs}
+    info = {
+        "split": split.dbt_vars(),
+        "cutoffs": cutoffs,
+        "contract": contract.name,
+        "model_defaults": contract.model_defaults(),
+    }
     version = freeze(validated, storage.paths.datasets, info)
     context.log.info(f"dataset version {version.version} at {version.path}")
     return dg.Output(

@@ -10,7 +10,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from assets.dbt_project import dbt_project
-from assets.resources import SplitSettings, WarehouseResource
+from assets.resources import SplitSettings, StorageResource, WarehouseResource
+from recs_platform.data.contract import DEFAULT_CONTRACT
 
 
 class AutomatedDbtTranslator(DagsterDbtTranslator):
@@ -35,13 +36,21 @@ def dbt_models(
     config: DbtRunConfig,
     dbt: DbtCliResource,
     split: SplitSettings,
+    storage: StorageResource,
     warehouse: WarehouseResource,
 ) -> Iterator:
-    """Builds staging, the incremental event models, feature marts and split tables, running dbt tests."""
+    """Builds staging, the incremental event models, feature marts and split tables, running dbt tests.
+
+    The dataset contract reaches dbt as a variable. dbt unit tests are fixtures in the MovieLens
+    contract's columns, so they run when that is the contract.
+    """
     # The dbt profile reads the warehouse path from the environment.
     os.environ["RECS_WAREHOUSE_PATH"] = warehouse.path
     # A subset (the ingestion job builds only the models the online store reads) runs the tests
     # whose models are all built, not relationship tests reaching into models it did not build.
     os.environ["DBT_INDIRECT_SELECTION"] = "cautious"
-    args = ["build", "--vars", json.dumps(split.dbt_vars())] + (["--full-refresh"] if config.full_refresh else [])
+    contract = storage.contract()
+    args = ["build", "--vars", json.dumps({**split.dbt_vars(), "contract": contract.dbt_vars()})]
+    args += ["--full-refresh"] if config.full_refresh else []
+    args += [] if contract.name == DEFAULT_CONTRACT else ["--exclude", "test_type:unit"]
     yield from dbt.cli(args, context=context).stream()

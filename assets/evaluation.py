@@ -76,7 +76,12 @@ def evaluation_suite(
     significance against the best baseline, with plots and a standalone HTML report."""
     loaded = {artifact.recommender: load_recommender(Path(artifact.path)) for artifact in models.values()}
     suite = full_evaluation(
-        loaded, dataset.load(), ks=config.ks, custom_metrics=config.custom_metrics, primary_metric=gate.metric
+        loaded,
+        dataset.load(),
+        ks=config.ks,
+        custom_metrics=config.custom_metrics,
+        primary_metric=gate.metric,
+        contract=storage.contract(),
     )
     html = write_html_report(suite, storage.paths.evaluations / dataset.version / "report.html")
     record_evaluation(storage.paths.experiments, dataset.version, {name: m.summary for name, m in suite.models.items()})

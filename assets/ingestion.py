@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -9,9 +10,10 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import RawHealthSettings, StorageResource, WarehouseResource
+from recs_platform.data.contract import ContractError, DatasetContract, contract_for_home
 from recs_platform.data.events import LANDING_KINDS, RAW_TABLES, landed_files
-from recs_platform.data.ingestion import FileReport, ingest_file
-from recs_platform.data.warehouse import ensure_raw_schema
+from recs_platform.data.ingestion import FileReport, IngestionError, ingest_file, raise_for_problems
+from recs_platform.data.warehouse import SchemaMismatch, ensure_raw_schema
 from recs_platform.monitoring.raw_health import events_freshness, quarantine_rates
 
 
@@ -73,18 +75,20 @@ def landed_file_asset(spec: LandedFileKind) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         landing = storage.paths.landing
-        with warehouse.connect() as connection:
-            ensure_raw_schema(connection)
+        paths = [landing / spec.kind / key for key in context.partition_keys]
+        missing = [path.name for path in paths if not path.exists()]
+        if missing:
+            context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
+        with _clear_failures(), warehouse.connect() as connection:
+            contract = _contract(connection, storage)
             now = datetime.now(UTC).replace(tzinfo=None)
-            paths = [landing / spec.kind / key for key in context.partition_keys]
-            missing = [path.name for path in paths if not path.exists()]
-            if missing:
-                context.log.warning(f"{len(missing)} partitions name files no longer landed: {missing[:10]}")
-            reports = [ingest_file(connection, landing, path, spec.kind, now) for path in paths if path.exists()]
+            reports = [
+                ingest_file(connection, landing, path, spec.kind, now, contract) for path in paths if path.exists()
+            ]
             rows = connection.execute(f"select count(*) from raw.{RAW_TABLES[spec.kind]}").fetchone()[0]
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports), "files_missing": len(missing)}
-        )
+            metadata = {"dagster/row_count": int(rows), **_ingestion_metadata(reports), "files_missing": len(missing)}
+            _fail_on_problems(reports, int(rows), RAW_TABLES[spec.kind], metadata)
+        return dg.MaterializeResult(metadata=metadata)
 
     return raw_files
 
@@ -102,33 +106,66 @@ raw_served_impressions = landed_file_asset(SERVING_LOGS)
 )
 def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Loads new or changed user and item catalog files into raw.users and raw.items; fails, naming the
-    folder, while a catalog has never landed (nothing downstream can be built without one)."""
+    folder, while a catalogue the contract declares has never landed (nothing downstream can be built
+    without one). A catalogue the contract declares absent stays an empty table (dbt sources exist)."""
     landing = storage.paths.landing
-    with warehouse.connect() as connection:
-        ensure_raw_schema(connection)
+    with _clear_failures(), warehouse.connect() as connection:
+        contract = _contract(connection, storage)
         now = datetime.now(UTC).replace(tzinfo=None)
         for kind, key in RAW_CATALOGS.items():
-            reports = [ingest_file(connection, landing, path, kind, now) for path in landed_files(landing, kind)]
-            rows = connection.execute(f"select count(*) from raw.{kind}").fetchone()[0]
-            if not rows:
+            if not contract.has_catalog(kind):
+                yield dg.MaterializeResult(
+                    asset_key=key, metadata={"dagster/row_count": 0, "absent": f"contract {contract.name!r}"}
+                )
+                continue
+            files = landed_files(landing, kind)
+            reports = [ingest_file(connection, landing, path, kind, now, contract) for path in files]
+            rows = int(connection.execute(f"select count(*) from raw.{kind}").fetchone()[0])
+            if not rows and not files:
                 raise dg.Failure(
                     description=f"no {kind} catalog has landed in {landing / kind} (is the landing zone empty?); "
-                    "land one, e.g. with `recs-platform bootstrap`, and run again"
+                    f"land one, e.g. with `recs-platform bootstrap`, or declare `{kind}: null` in contract "
+                    f"{contract.source or contract.name}, and run again"
                 )
-            yield dg.MaterializeResult(
-                asset_key=key, metadata={"dagster/row_count": int(rows), **_ingestion_metadata(reports)}
-            )
+            metadata = {"dagster/row_count": rows, **_ingestion_metadata(reports)}
+            _fail_on_problems(reports, rows, kind, metadata)
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _contract(connection: object, storage: StorageResource) -> DatasetContract:
+    """The home's contract, with the raw tables it describes (checked against what exists)."""
+    contract = contract_for_home(storage.paths.home)
+    ensure_raw_schema(connection, contract)
+    return contract
+
+
+@contextmanager
+def _clear_failures() -> Iterator[None]:
+    """A contract, warehouse or data mistake fails the run with its one sentence, not a traceback."""
+    try:
+        yield
+    except (ContractError, SchemaMismatch, IngestionError) as error:
+        raise dg.Failure(description=str(error)) from None
+
+
+def _fail_on_problems(reports: list[FileReport], rows: int, table: str, metadata: dict[str, object]) -> None:
+    """Fail, after the files were recorded, when a file was rejected whole or nothing could be loaded."""
+    try:
+        raise_for_problems(reports, rows, table)
+    except IngestionError as error:
+        raise dg.Failure(description=str(error), metadata=metadata) from None
 
 
 def _ingestion_metadata(reports: list[FileReport]) -> dict[str, object]:
     """Counts in = counts out, per file and in total."""
     frame = pd.DataFrame([report.as_dict() for report in reports], columns=list(FileReport.__dataclass_fields__))
     new = frame[~frame.skipped.astype(bool)]
-    columns = ["source_file", "rows_in", "rows_loaded", "rows_quarantined", "reasons"]
+    columns = ["source_file", "rows_in", "rows_loaded", "rows_quarantined", "reasons", "problem"]
     return {
         "files": len(frame),
         "files_ingested": len(new),
         "files_already_ingested": int(frame.skipped.sum()),
+        "files_rejected": int(new.problem.notna().sum()),
         "rows_in": int(new.rows_in.sum()),
         "rows_loaded": int(new.rows_loaded.sum()),
         "rows_quarantined": int(new.rows_quarantined.sum()),

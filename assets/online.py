@@ -39,7 +39,7 @@ def online_store(storage: StorageResource, warehouse: WarehouseResource) -> dg.M
     data comes from, as a snapshot that serving loads (and swaps in within seconds). Rebuilt by
     every ingestion run, so new events reach serving without a retrain."""
     with warehouse.connect(read_only=True) as connection:
-        state = read_state(connection)
+        state = read_state(connection, storage.contract())
     pointer = export_snapshot(state, storage.paths.online)
     sample = state.head(5).assign(item_sequence=state.item_sequence.head(5).map(lambda items: list(items)[-5:]))
     return dg.MaterializeResult(

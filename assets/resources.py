@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from assets.dbt_project import DBT_EXECUTABLE, dbt_project
 from assets.executors import step_storage
 from recs_platform.data import warehouse
+from recs_platform.data.contract import DatasetContract, contract_for_home
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -30,6 +31,10 @@ class StorageResource(dg.ConfigurableResource):
     @property
     def paths(self) -> PlatformPaths:
         return PlatformPaths(Path(self.home))
+
+    def contract(self) -> DatasetContract:
+        """The dataset contract of this home (``RECS_CONTRACT``, the imported one, or MovieLens)."""
+        return contract_for_home(Path(self.home))
 
 
 class WarehouseResource(dg.ConfigurableResource):

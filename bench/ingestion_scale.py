@@ -28,12 +28,13 @@ INGEST_CHILD = """
 import json, resource, sys, time
 from datetime import datetime
 from pathlib import Path
+from recs_platform.data.contract import contract_for_home
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.data.warehouse import connect
 landing, warehouse = Path(sys.argv[1]), Path(sys.argv[2])
 start = time.perf_counter()
 with connect(warehouse) as connection:
-    reports = ingest_landing(connection, landing, now=datetime(2030, 1, 1))
+    reports = ingest_landing(connection, landing, now=datetime(2030, 1, 1), contract=contract_for_home(landing.parent))
 elapsed = time.perf_counter() - start
 events = [r for r in reports if r.kind == "events"]
 assert all(r.rows_in == r.rows_loaded + r.rows_quarantined for r in reports)

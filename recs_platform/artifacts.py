@@ -42,10 +42,10 @@ class DatasetVersion:
         return json.loads((Path(self.path) / MANIFEST).read_text())
 
 
-def no_impressions() -> pd.DataFrame:
-    """The impressions table of a dataset that has none."""
+def no_impressions(user_dtype: str = "int64", item_dtype: str = "int64") -> pd.DataFrame:
+    """The impressions table of a dataset that has none (``object`` dtypes for string ids)."""
     return pd.DataFrame(
-        {"user_id": pd.Series(dtype="int64"), "item_id": pd.Series(dtype="int64"),
+        {"user_id": pd.Series(dtype=user_dtype), "item_id": pd.Series(dtype=item_dtype),
          "served_at": pd.Series(dtype="datetime64[ns]"), "position": pd.Series(dtype="int64"),
          "consumed": pd.Series(dtype=bool)}
     )  # fmt: skip

@@ -38,6 +38,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_events(args: argparse.Namespace) -> int:
+    """Your own files under a dataset contract; a mistake is one sentence on stderr, exit status 2."""
+    from recs_platform.data.contract import ContractError
+    from recs_platform.data.importer import import_files
+    from recs_platform.data.ingestion import IngestionError
+
+    paths = PlatformPaths.from_env()
+    try:
+        written = import_files(args.contract, paths, args.events, items=args.items, users=args.users)
+    except (ContractError, IngestionError) as error:
+        print(f"recs-platform import events: {error}", file=sys.stderr)
+        return 2
+    print(f"imported {len(written)} files into {paths.landing} under contract {args.contract} (kept in {paths.home})")
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     source = movielens.ensure(movielens_dir(args.source), allow_download=not args.no_download)
     landing = PlatformPaths.from_env().landing
@@ -146,6 +162,14 @@ def add_library_commands(commands: Commands) -> None:
     ml.add_argument("--source", help="folder with u.data, u.item, u.user (default: $RECS_MOVIELENS_DIR)")
     ml.add_argument("--no-download", action="store_true", help="fail instead of downloading when absent")
     ml.set_defaults(handler=cmd_import)
+    own = dataset.add_parser(
+        "events", help="your own event, item and user files (CSV, Parquet or JSON lines) under a dataset contract"
+    )
+    own.add_argument("--events", type=Path, required=True, help="the interaction events file")
+    own.add_argument("--items", type=Path, help="the item catalogue (required unless the contract says items: null)")
+    own.add_argument("--users", type=Path, help="the user catalogue (required unless the contract says users: null)")
+    own.add_argument("--contract", type=Path, required=True, help="the dataset contract YAML (see config/contracts)")
+    own.set_defaults(handler=cmd_import_events)
 
     replay = commands.add_parser("replay", help="drop a dataset into the landing zone a step at a time, as if live")
     replayed = replay.add_subparsers(dest="dataset", required=True, metavar="DATASET")

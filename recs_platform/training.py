@@ -19,7 +19,7 @@ from recs_platform.artifacts import TRAIN, TRAIN_AND_VALID, DatasetVersion, Mode
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_out_split
-from recs_platform.models.base import Logger, Recommender, Validator, new_recommender
+from recs_platform.models.base import RECOMMENDERS, Logger, Recommender, Validator, new_recommender
 from recs_platform.versioning import code_version
 
 
@@ -60,6 +60,15 @@ def fit_recommender(
     return model, time.perf_counter() - started
 
 
+def with_dataset_defaults(recommender: str, params: dict[str, Any], dataset: DatasetVersion) -> dict[str, Any]:
+    """``params`` plus the feature columns the dataset's contract names (``user_features``,
+    ``item_features``, ``segment_columns``) for the ones the recommender declares and the sweep
+    left unset."""
+    declared = RECOMMENDERS[recommender].Params.model_fields
+    defaults = dataset.manifest().get("model_defaults", {})
+    return {**{name: value for name, value in defaults.items() if name in declared}, **params}
+
+
 def train(
     recommender: str,
     params: dict[str, Any],
@@ -77,6 +86,7 @@ def train(
     config and splits, so a rerun overwrites the same artifact instead of accumulating copies.
     """
     tables = dataset.load()
+    params = with_dataset_defaults(recommender, params, dataset)
     refit = trained_on == TRAIN_AND_VALID
     rows = training_rows(tables, trained_on)
     model, fit_seconds = fit_recommender(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -39,7 +41,21 @@ def frame_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
         frame = frames[name]
         digest.update(name.encode())
         digest.update(",".join(map(str, frame.columns)).encode())
-        rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        rows = pd.util.hash_pandas_object(_hashable(frame), index=False).to_numpy()
         rows.sort()
         digest.update(rows.tobytes())
     return digest.hexdigest()[:16]
+
+
+def _hashable(frame: pd.DataFrame) -> pd.DataFrame:
+    """List-valued columns (multi-valued attributes) as their JSON text, which pandas can hash."""
+    lists = [c for c in frame.columns if frame[c].dtype == object and frame[c].dropna().head(1).map(_is_list).any()]
+    if not lists:
+        return frame
+    return frame.assign(
+        **{c: frame[c].map(lambda v: json.dumps(list(v), default=str) if _is_list(v) else v) for c in lists}
+    )
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, list | tuple | np.ndarray)

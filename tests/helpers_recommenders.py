@@ -264,6 +264,22 @@ class RecommenderContract:
         small_recs = self.make_recommender().fit(small).recommend(np.sort(small.user_id.unique()), k=5)
         np.testing.assert_array_equal(small_recs.item_id * 13 + 3 * offset, model.recommend(users, k=5).item_id)
 
+    def test_string_ids(self, tmp_path: Path) -> None:
+        """String ids (SKUs, URIs) rank exactly as integer ids with the same order would."""
+        small = synthetic_interactions()
+        as_text = small.assign(
+            user_id="user:" + small.user_id.map("{:04d}".format),
+            item_id="spotify:track:" + small.item_id.map("{:04d}".format),
+        )
+        model = self.make_recommender().fit(as_text)
+        users = np.sort(as_text.user_id.unique())
+        recs = model.recommend(users, k=5)
+        assert recs.item_id.map(type).eq(str).all() and set(recs.item_id) <= set(as_text.item_id)
+        loaded = load_recommender(model.save(tmp_path / "model"))
+        pd.testing.assert_frame_equal(loaded.recommend(users, k=5), recs)
+        by_number = self.make_recommender().fit(small).recommend(np.sort(small.user_id.unique()), k=5)
+        assert recs.item_id.tolist() == ("spotify:track:" + by_number.item_id.map("{:04d}".format)).tolist()
+
     def test_deterministic_fits(self, train: pd.DataFrame) -> None:
         users = self.all_users(train)
         first = self.make_recommender().fit(train).recommend(users, k=5)

@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from recs_platform.data.contract import load_contract
 from recs_platform.data.events import write_landing_file
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.data.warehouse import connect
@@ -99,7 +100,7 @@ def land_and_ingest(landing: Path, warehouse: Path, day: int, files: dict[str, p
     for kind, frame in files.items():
         write_landing_file(frame, landing, kind, f"{kind}-day{day}")
     with connect(warehouse) as connection:
-        ingest_landing(connection, landing, now=LOADED_AT[day])
+        ingest_landing(connection, landing, now=LOADED_AT[day], contract=load_contract("movielens"))
 
 
 def dbt_build(warehouse: Path, target: Path, *extra: str) -> dict:

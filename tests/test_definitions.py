@@ -12,6 +12,7 @@ from assets.definitions import build_definitions
 from assets.resources import StorageResource, WarehouseResource
 from recs_platform.cli import build_parser
 from recs_platform.data import warehouse
+from recs_platform.data.contract import contract_for_home
 from recs_platform.data.events import write_landing_file
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.settings import PlatformPaths
@@ -147,7 +148,7 @@ def test_sensor_skips_files_ingested_outside_it_even_with_an_empty_cursor(tmp_pa
     for day in ("2024-01-01", "2024-01-02"):
         write_landing_file(_event(day), landing, "events", day)
     with warehouse.connect(PlatformPaths(tmp_path).warehouse) as connection:
-        ingest_landing(connection, landing)
+        ingest_landing(connection, landing, contract=contract_for_home(tmp_path))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("landed_event_files", ["2024-01-01.parquet", "2024-01-02.parquet"])
     assert isinstance(landing_zone_sensor(sensor_context(tmp_path, instance)), dg.SkipReason)

@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 from recs_platform.data import ingestion
+from recs_platform.data.contract import load_contract
 from recs_platform.data.events import write_landing_file
 from recs_platform.data.ingestion import ingest_file, ingest_landing
 from recs_platform.data.warehouse import connect, ensure_raw_schema
 
 NOW = datetime(2024, 6, 1, 12, 0, 0)
+MOVIELENS = load_contract("movielens")
 
 # -- landed files ---------------------------------------------------------------------------------
 
@@ -119,7 +121,7 @@ def expected_rows(rows: list[tuple[bytes, str | None]], first_line: int) -> tupl
 @pytest.fixture
 def warehouse(tmp_path: Path):
     with connect(tmp_path / "warehouse.duckdb") as connection:
-        ensure_raw_schema(connection)
+        ensure_raw_schema(connection, MOVIELENS)
         yield connection
 
 
@@ -149,7 +151,7 @@ def test_events_file_good_rows_load_and_bad_rows_are_quarantined(warehouse, tmp_
     source = path.relative_to(landing).as_posix()
     n_good, bad = expected_rows(rows, first_line)
 
-    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
 
     assert report.source_file == source and report.kind == "events" and not report.skipped
     assert report.rows_loaded == n_good
@@ -186,7 +188,7 @@ def test_events_file_good_rows_load_and_bad_rows_are_quarantined(warehouse, tmp_
 def test_csv_event_values_are_typed(warehouse, tmp_path):
     landing = tmp_path / "landing"
     write_csv_events(landing)
-    ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     events = table(warehouse, "select * from raw.events order by event_id").set_index("event_id")
     assert events.loc["c1", "timestamp"] == pd.Timestamp("2024-01-01 00:00:00")
     assert events.loc["c2", "timestamp"] == pd.Timestamp("2024-01-02 10:00:00")
@@ -200,7 +202,7 @@ def test_csv_event_values_are_typed(warehouse, tmp_path):
 def test_jsonl_context_and_derived_event_ids(warehouse, tmp_path):
     landing = tmp_path / "landing"
     write_json_events(landing)
-    ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     events = table(warehouse, "select * from raw.events").set_index("user_id", drop=False)
     assert json.loads(events.set_index("event_id").loc["j1", "context"]) == {"device": "ios"}
     derived = events.loc[5, "event_id"]
@@ -211,9 +213,9 @@ def test_same_landing_twice_adds_nothing(warehouse, tmp_path):
     landing = tmp_path / "landing"
     write_csv_events(landing)
     write_json_events(landing)
-    first = ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    first = ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     before = rows_per_table(warehouse)
-    second = ingest_landing(warehouse, landing, kinds=("events",), now=datetime(2024, 6, 2))
+    second = ingest_landing(warehouse, landing, kinds=("events",), now=datetime(2024, 6, 2), contract=MOVIELENS)
     assert rows_per_table(warehouse) == before
     assert [r.skipped for r in first] == [False, False]
     assert [r.skipped for r in second] == [True, True]
@@ -226,9 +228,9 @@ def test_same_landing_twice_adds_nothing(warehouse, tmp_path):
 def test_rewritten_file_replaces_its_rows(warehouse, tmp_path):
     landing = tmp_path / "landing"
     path = write_csv_events(landing)
-    ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     path.write_text(f"{CSV_HEADER}\nc1,1,10,click,,2024-01-01\nn2,7,70,view,,2024-01-04\nbad,line\n")
-    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     assert not report.skipped and (report.rows_in, report.rows_loaded, report.rows_quarantined) == (3, 2, 1)
     events = table(warehouse, "select event_id, user_id from raw.events order by event_id")
     assert events.event_id.tolist() == ["c1", "n2"]
@@ -242,7 +244,7 @@ def test_files_are_independent(warehouse, tmp_path):
     landing = tmp_path / "landing"
     write_csv_events(landing, "a.csv")
     b = write_csv_events(landing, "b.csv")
-    ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     n_good, _ = expected_rows(CSV_ROWS, 2)
     assert count(warehouse, "select count(*) from raw.events") == n_good
     duplicates = (
@@ -250,7 +252,7 @@ def test_files_are_independent(warehouse, tmp_path):
     )
     assert count(warehouse, duplicates) == n_good
     b.write_text(f"{CSV_HEADER}\nz1,1,10,click,,2024-01-01\n")
-    ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     by_file = table(warehouse, "select source_file, count(*) as n from raw.events group by 1 order by 1")
     assert by_file.n.tolist() == [n_good, 1]
     assert count(warehouse, "select count(*) from raw.quarantine where source_file = 'events/b.csv'") == 0
@@ -278,18 +280,18 @@ def test_crash_before_commit_then_rerun_loads_each_event_once(tmp_path):
     n_good, bad = expected_rows(CSV_ROWS, 2)
     # A first, complete ingestion of an earlier version, then a rewrite that crashes mid-way.
     with connect(db) as connection:
-        ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     (landing / "events" / "day1.csv").write_bytes(
         (landing / "events" / "day1.csv").read_bytes() + b"c99,9,90,view,,2024-02-02\n"
     )
     with pytest.raises(RuntimeError, match="simulated crash"), connect(db) as connection:
-        ingest_landing(_CrashBeforeCommit(connection), landing, kinds=("events",), now=NOW)
+        ingest_landing(_CrashBeforeCommit(connection), landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     # The crashed process never committed: the previous version is intact.
     with connect(db) as connection:
         assert count(connection, "select count(*) from raw.events") == n_good
         assert count(connection, "select count(*) from raw.quarantine") == len(bad)
         assert count(connection, "select rows_loaded from raw.ingested_files") == n_good
-        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
         assert not report.skipped and report.rows_loaded == n_good + 1
         events = table(connection, "select event_id from raw.events")
         assert len(events) == n_good + 1 and events.event_id.is_unique
@@ -308,13 +310,13 @@ def test_crash_on_first_ingestion_leaves_nothing_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ingestion, "_replace_file_rows", replace_then_crash)
     with pytest.raises(RuntimeError), connect(db) as connection:
-        ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     monkeypatch.undo()
     with connect(db) as connection:
         for name in ("events", "quarantine", "ingested_files"):
             assert count(connection, f"select count(*) from raw.{name}") == 0, name
-        ingest_landing(connection, landing, kinds=("events",), now=NOW)
-        ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
+        ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
         n_good, bad = expected_rows(JSON_ROWS, 1)
         assert count(connection, "select count(*) from raw.events") == n_good
         assert count(connection, "select count(distinct event_id) from raw.events") == n_good
@@ -332,11 +334,11 @@ def test_failed_ingest_rolls_back_on_the_same_connection(warehouse, tmp_path, mo
 
     monkeypatch.setattr(ingestion, "_replace_file_rows", replace_then_crash)
     with pytest.raises(RuntimeError):
-        ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+        ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     monkeypatch.undo()
     # The failed attempt must not be visible, and a retry on the same connection must work.
     assert count(warehouse, "select count(*) from raw.events") == 0
-    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     assert report.rows_loaded == expected_rows(CSV_ROWS, 2)[0]
 
 
@@ -358,7 +360,7 @@ def test_parquet_events_via_write_landing_file(warehouse, tmp_path):
     path = write_landing_file(frame, landing, "events", "2024-01-03")
     assert path == landing / "events" / "2024-01-03.parquet"
     assert [p.name for p in (landing / "events").iterdir()] == ["2024-01-03.parquet"]  # no partial left
-    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW)
+    [report] = ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (4, 2, 2)
     assert report.reasons == {"unknown event_type": 1, "timestamp is in the future": 1}
     events = table(warehouse, "select * from raw.events order by user_id")
@@ -370,14 +372,14 @@ def test_parquet_events_via_write_landing_file(warehouse, tmp_path):
     quoted = json.loads(quarantine.raw_text.iloc[0])  # columnar rows are quoted as JSON of their values
     assert quoted["event_type"] == "teleport" and quoted["user_id"] == "3"
     # Idempotent too.
-    assert ingest_landing(warehouse, landing, kinds=("events",), now=NOW)[0].skipped
+    assert ingest_landing(warehouse, landing, kinds=("events",), now=NOW, contract=MOVIELENS)[0].skipped
 
 
 def test_ingest_file_directly_skips_an_unchanged_file(warehouse, tmp_path):
     landing = tmp_path / "landing"
     path = write_csv_events(landing)
-    first = ingest_file(warehouse, landing, path, "events", NOW)
-    second = ingest_file(warehouse, landing, path, "events", NOW)
+    first = ingest_file(warehouse, landing, path, "events", NOW, MOVIELENS)
+    second = ingest_file(warehouse, landing, path, "events", NOW, MOVIELENS)
     assert not first.skipped and second.skipped and second.reasons == {}
     assert second.rows_loaded == first.rows_loaded
 
@@ -393,22 +395,23 @@ def test_user_catalog_quarantines_bad_rows(warehouse, tmp_path):
         "1,25,M,engineer,02139\n"  # line 2: good, zip code keeps its leading zero
         "2,abc,F,artist,55555\n"  # line 3: bad age
         ",30,F,doctor,11111\n"  # line 4: missing id
-        "4,130,M,writer,22222\n"  # line 5: age out of range
+        "4,inf,M,writer,22222\n"  # line 5: age not finite
         "1,40,F,lawyer,33333\n"  # line 6: duplicated id
         "x,40,F,lawyer,33333\n"  # line 7: id not an integer
         "7,,F,,44444\n"  # line 8: good, unknown age and occupation
+        "8,130,M,writer,22222\n"  # line 9: good: the contract declares age numeric, with no range
     )
-    [report] = ingest_landing(warehouse, landing, kinds=("users",), now=NOW)
-    assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (7, 2, 5)
+    [report] = ingest_landing(warehouse, landing, kinds=("users",), now=NOW, contract=MOVIELENS)
+    assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (8, 3, 5)
     users = table(warehouse, "select * from raw.users order by user_id")
-    assert users.user_id.tolist() == [1, 7]
-    assert users.zip_code.tolist() == ["02139", "44444"]
-    assert users.age.iloc[0] == 25 and pd.isna(users.age.iloc[1])
+    assert users.user_id.tolist() == [1, 7, 8]
+    assert users.zip_code.tolist() == ["02139", "44444", "22222"]
+    assert users.age.iloc[0] == 25 and pd.isna(users.age.iloc[1]) and users.age.iloc[2] == 130
     quarantine = table(warehouse, "select * from raw.quarantine order by line_number")
     assert dict(zip(quarantine.line_number, quarantine.reason, strict=True)) == {
-        3: "age is not an integer",
+        3: "age is not a number",
         4: "missing field user_id",
-        5: "age out of range",
+        5: "age is not a number",
         6: "duplicated user_id",
         7: "user_id is not an integer",
     }
@@ -426,12 +429,12 @@ def test_item_catalog_quarantines_bad_rows(warehouse, tmp_path):
         "12,Bad Date,not-a-date,Drama\n"
         "13,No Date,,\n"
     )
-    [report] = ingest_landing(warehouse, landing, kinds=("items",), now=NOW)
+    [report] = ingest_landing(warehouse, landing, kinds=("items",), now=NOW, contract=MOVIELENS)
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (4, 2, 2)
     items = table(warehouse, "select * from raw.items order by item_id")
     assert items.item_id.tolist() == [10, 13]
     assert items.title.tolist() == ["Toy Story, The", "No Date"]
-    assert items.genres.tolist() == ["Animation|Comedy", ""]
+    assert items.genres.tolist() == ["Animation|Comedy", None]  # an empty field stays missing
     quarantine = table(warehouse, "select line_number, reason from raw.quarantine order by line_number")
     assert quarantine.values.tolist() == [[3, "missing field item_id"], [4, "release_date is not a date"]]
 
@@ -442,7 +445,7 @@ def test_ingest_landing_covers_all_kinds(warehouse, tmp_path):
     (landing / "users").mkdir()
     (landing / "users" / "u.csv").write_text("user_id,age\n1,20\n")
     (landing / "events" / ".tmp.parquet.partial").write_text("ignored")
-    reports = ingest_landing(warehouse, landing, now=NOW)
+    reports = ingest_landing(warehouse, landing, now=NOW, contract=MOVIELENS)
     assert [(r.kind, r.source_file) for r in reports] == [("users", "users/u.csv"), ("events", "events/day1.csv")]
     totals = table(
         warehouse, "select sum(rows_in) i, sum(rows_loaded) l, sum(rows_quarantined) q from raw.ingested_files"

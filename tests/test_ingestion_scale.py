@@ -13,19 +13,21 @@ import pandas as pd
 import pytest
 
 from recs_platform.data import ingestion
+from recs_platform.data.contract import load_contract
 from recs_platform.data.ingestion import CROSS_FILE_DUPLICATE, ingest_landing
 from recs_platform.data.synthetic import SyntheticConfig, generate, write_to_landing
 from recs_platform.data.warehouse import connect, ensure_raw_schema
 
 NOW = datetime(2024, 6, 1, 12, 0, 0)
+MOVIELENS = load_contract("movielens")
 
 # Malformed and good rows that Parquet can carry with plain column types; None/NaN are missing.
 ROWS = [
     {"event_id": "e1", "user_id": 1.0, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 1704067200},
     {"event_id": "e2", "user_id": None, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 1704067200},
     {"event_id": "e3", "user_id": 1.0, "item_id": None, "event_type": None, "value": None, "timestamp": None},
-    {"event_id": "e4", "user_id": 1.5, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": 1704067200},
-    {"event_id": "e5", "user_id": 1.0, "item_id": 2.5, "event_type": "click", "value": None, "timestamp": 1704067200},
+    {"event_id": "e4", "user_id": 1.0, "item_id": 10.0, "event_type": None, "value": None, "timestamp": 1704067200},
+    {"event_id": "e5", "user_id": 1.0, "item_id": 20.0, "event_type": "click", "value": None, "timestamp": None},
     {"event_id": "e6", "user_id": 1.0, "item_id": 10.0, "event_type": "teleport", "value": None, "timestamp": 1704067200},  # noqa: E501
     {"event_id": "e7", "user_id": 1.0, "item_id": 10.0, "event_type": " PLAY ", "value": 3.0, "timestamp": 1704067200},
     {"event_id": "e8", "user_id": 1.0, "item_id": 10.0, "event_type": "click", "value": None, "timestamp": -86400},
@@ -40,8 +42,8 @@ EXPECTED = [
     None,
     "missing field user_id",
     "missing field item_id",
-    "user_id is not an integer",
-    "item_id is not an integer",
+    "missing field event_type",
+    "missing field timestamp",
     "unknown event_type",
     None,
     "timestamp is before 1970",
@@ -56,7 +58,8 @@ EXPECTED = [
 
 def frame() -> pd.DataFrame:
     rows = pd.DataFrame(ROWS)
-    rows["timestamp"] = rows["timestamp"].astype("Int64")
+    for column in ("user_id", "item_id", "timestamp"):  # integer columns with nulls, as Parquet holds them
+        rows[column] = rows[column].astype("Int64")
     rows["device"] = ["ios", None, "web", None, None, None, "tv", None, None, None, None, "ios", None, None]
     return rows
 
@@ -84,13 +87,13 @@ def write_jsonl(landing: Path, name: str, rows: pd.DataFrame) -> Path:
     return path
 
 
-def ingest_one(tmp_path: Path, writer, name: str, force_pandas: bool = False, monkeypatch=None):
+def ingest_one(tmp_path: Path, writer, name: str, force_pandas=False, monkeypatch=None, rows=None, contract=MOVIELENS):
     landing = tmp_path / name
-    writer(landing, name, frame())
+    writer(landing, name, frame() if rows is None else rows)
     if force_pandas:
-        monkeypatch.setattr(ingestion, "_parquet_events_plan", lambda connection, path: None)
+        monkeypatch.setattr(ingestion, "_parquet_events_plan", lambda connection, path, contract: None)
     with connect(tmp_path / f"{name}.duckdb") as connection:
-        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=contract)
         quarantine = connection.execute("select line_number, reason from raw.quarantine order by 1").fetchall()
         events = connection.execute(
             'select event_id, user_id, item_id, event_type, value, "timestamp", context from raw.events '
@@ -104,7 +107,7 @@ def ingest_one(tmp_path: Path, writer, name: str, force_pandas: bool = False, mo
 def test_parquet_fast_path_is_taken_for_plain_types(tmp_path):
     path = write_parquet(tmp_path, "plain", frame())
     with connect(tmp_path / "w.duckdb") as connection:
-        assert ingestion._parquet_events_plan(connection, path) is not None
+        assert ingestion._parquet_events_plan(connection, path, MOVIELENS) is not None
 
 
 def test_parquet_fast_path_and_text_paths_give_the_same_reasons_and_rows(tmp_path, monkeypatch):
@@ -122,8 +125,67 @@ def test_parquet_fast_path_and_text_paths_give_the_same_reasons_and_rows(tmp_pat
     assert set(fast[2].event_type) == {"click", "play", "view"}
 
 
+def same_on_every_path(tmp_path, monkeypatch, rows: pd.DataFrame, contract) -> tuple:
+    """Ingest ``rows`` as Parquet (fast path), as Parquet through pandas, and as JSON lines; the
+    quarantine and the loaded events must agree. Returns the fast path's (report, quarantine, events)."""
+    fast = ingest_one(tmp_path, write_parquet, "fast", rows=rows, contract=contract)
+    slow = ingest_one(tmp_path, write_parquet, "slow", True, monkeypatch, rows=rows, contract=contract)
+    text = ingest_one(tmp_path, write_jsonl, "text", rows=rows, contract=contract)
+    for report, quarantine, events in (slow, text):
+        assert quarantine == fast[1] and report.reasons == fast[0].reasons
+        pd.testing.assert_frame_equal(events.drop(columns="context"), fast[2].drop(columns="context"))
+    return fast
+
+
+def test_float_and_boolean_ids_are_not_integer_ids_on_any_path(tmp_path, monkeypatch):
+    """3.0 is a float, not the id 3: a float or boolean id column quarantines its rows, never rounds."""
+    rows = pd.DataFrame(
+        {
+            "event_id": ["f1", "f2", "f3"],
+            "user_id": [3.0, 1.5, None],
+            "item_id": pd.array([10, 11, 12], dtype="Int64"),
+            "event_type": "click",
+            "timestamp": pd.array([1704067200] * 3, dtype="Int64"),
+        }
+    )
+    report, quarantine, events = same_on_every_path(tmp_path, monkeypatch, rows, MOVIELENS)
+    assert quarantine == {1: "user_id is not an integer", 2: "user_id is not an integer", 3: "missing field user_id"}
+    assert events.empty and report.rows_in == 3
+    flags = rows.assign(user_id=[True, False, None], event_id=["b1", "b2", "b3"])
+    report, quarantine, events = same_on_every_path(tmp_path / "bools", monkeypatch, flags, MOVIELENS)
+    assert quarantine == {1: "user_id is not an integer", 2: "user_id is not an integer", 3: "missing field user_id"}
+
+
+def test_string_ids_are_checked_alike_on_every_path(tmp_path, monkeypatch):
+    """String-id contract: ids are kept exactly as written; blank, over-long or control-character ids
+    are quarantined with the same reason by the DuckDB and the pandas paths."""
+    shop = load_contract("shop")
+    ids = ["sku-1", " spaced ", "", "   ", "x" * 257, "tab\there", "ünï-✓", "x" * 256, None]
+    rows = pd.DataFrame(
+        {
+            "event_id": [f"s{i}" for i in range(len(ids))],
+            "user_id": ["u1"] * len(ids),
+            "item_id": ids,
+            "event_type": "click",
+            "timestamp": pd.array([1704067200] * len(ids), dtype="Int64"),
+        }
+    )
+    _, quarantine, events = same_on_every_path(tmp_path, monkeypatch, rows, shop)
+    assert quarantine == {
+        3: "item_id is blank",
+        4: "item_id is blank",
+        5: "item_id is longer than 256 characters",
+        6: "item_id has control characters",
+        9: "missing field item_id",
+    }
+    assert sorted(events.item_id) == sorted(["sku-1", " spaced ", "ünï-✓", "x" * 256])
+    numbered = rows.iloc[:2].assign(user_id=pd.array([7, 8], dtype="Int64"), item_id=["a", "b"])
+    _, _, events = same_on_every_path(tmp_path / "numbered", monkeypatch, numbered, shop)
+    assert events.user_id.tolist() == ["7", "8"]  # an integer written for a string id is its decimal text
+
+
 def test_rules_are_one_ordered_list_for_both_paths():
-    reasons = [rule.reason for rule in ingestion.EVENT_RULES]
+    reasons = [rule.reason for rule in ingestion.event_rules(MOVIELENS)]
     assert len(reasons) == len(set(reasons))
     assert reasons[0] == "missing field user_id" and reasons[-1] == "duplicated event_id"
 
@@ -139,8 +201,8 @@ def test_cross_file_duplicate_ids_are_quarantined(tmp_path, writer):
     writer(landing, "day1", day1)
     second = writer(landing, "day2", day2)
     with connect(tmp_path / "w.duckdb") as connection:
-        ensure_raw_schema(connection)
-        first, report = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        ensure_raw_schema(connection, MOVIELENS)
+        first, report = ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
         source1 = f"events/day1{second.suffix}"
         reason = CROSS_FILE_DUPLICATE.format(source1)
         assert (first.rows_loaded, first.rows_quarantined) == (2, 0)
@@ -155,7 +217,7 @@ def test_cross_file_duplicate_ids_are_quarantined(tmp_path, writer):
         assert line == 1 and stored == reason and '"b"' in raw_text
         # Re-ingesting a changed file still replaces its own rows: no self-duplicates.
         writer(landing, "day1", day1.assign(user_id=[5, 6]))
-        again = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        again = ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
         assert [r.skipped for r in again] == [False, True]
         assert again[0].rows_loaded == 2 and again[0].rows_quarantined == 0
         events = connection.execute("select event_id, user_id from raw.events order by 1").fetchall()
@@ -174,11 +236,11 @@ def test_parquet_fast_path_rolls_back_on_failure(tmp_path, monkeypatch):
     with connect(tmp_path / "w.duckdb") as connection:
         monkeypatch.setattr(ingestion, "_replace_file_rows", replace_then_crash)
         with pytest.raises(RuntimeError):
-            ingest_landing(connection, landing, kinds=("events",), now=NOW)
+            ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
         monkeypatch.undo()
         for name in ("events", "quarantine", "ingested_files"):
             assert connection.execute(f"select count(*) from raw.{name}").fetchone()[0] == 0
-        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW)
+        [report] = ingest_landing(connection, landing, kinds=("events",), now=NOW, contract=MOVIELENS)
         assert report.rows_loaded == EXPECTED.count(None)
 
 
@@ -187,7 +249,7 @@ def test_synthetic_landing_ingests_every_event(tmp_path):
     landing = tmp_path / "landing"
     write_to_landing(synthetic, landing)
     with connect(tmp_path / "w.duckdb") as connection:
-        reports = ingest_landing(connection, landing, now=NOW)
+        reports = ingest_landing(connection, landing, now=NOW, contract=MOVIELENS)
         events = [r for r in reports if r.kind == "events"]
         assert len(events) >= 28
         for report in reports:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from assets.definitions import build_definitions
+from recs_platform.data.contract import load_contract
 from recs_platform.data.events import write_landing_file
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.data.warehouse import connect, ensure_raw_schema
@@ -33,7 +34,7 @@ def warehouse(tmp_path):
     write_landing_file(_events(4, bad=1), tmp_path / "landing", "events", "day1")
     write_landing_file(_events(10, item=8), tmp_path / "landing", "events", "day2")
     with connect(tmp_path / "wh.duckdb") as connection:
-        ingest_landing(connection, tmp_path / "landing", now=LANDED_AT)
+        ingest_landing(connection, tmp_path / "landing", now=LANDED_AT, contract=load_contract("movielens"))
         yield connection
 
 
@@ -54,7 +55,7 @@ def test_freshness_passes_inside_and_fails_outside_the_window(warehouse):
 
 def test_freshness_fails_before_anything_landed(tmp_path):
     with connect(tmp_path / "wh.duckdb") as connection:
-        ensure_raw_schema(connection)
+        ensure_raw_schema(connection, load_contract("movielens"))
         result = events_freshness(connection, LANDED_AT, timedelta(hours=1))
     assert not result.fresh and result.describe() == "no events have ever landed"
 

@@ -9,8 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from recs_platform.data.contract import load_contract
 from recs_platform.validation.datasets import MANIFEST, TABLES, DatasetVersion, freeze
 from recs_platform.validation.schemas import ValidationFailure, validate_dataset
+
+MOVIELENS = load_contract("movielens")
 
 TEMPORAL = {"split_protocol": "temporal", "valid_cutoff": "2024-02-01", "test_cutoff": "2024-03-01"}
 RANDOM = {"split_protocol": "random"}
@@ -33,6 +36,7 @@ def dataset() -> dict[str, pd.DataFrame]:
             "age_bucket": ["25-34", None, "35-44"],
             "gender": ["F", "M", None],
             "occupation": ["writer", "student", "other"],
+            "zip_code": ["01234", None, "99999"],
             "activity_level": ["high", "medium", "low"],
         }
     )
@@ -41,6 +45,8 @@ def dataset() -> dict[str, pd.DataFrame]:
             "item_id": [10, 20, 30],
             "title": ["A", "B", None],
             "genres": ["Drama", "Comedy|Drama", None],
+            "genres_list": [["Drama"], ["Comedy", "Drama"], []],
+            "release_date": pd.to_datetime(["1995-01-01", "2001-06-01", None]),
             "release_year": [1995.0, 2001.0, None],
             "item_age_days": [100.0, 50.0, None],
             "n_interactions": [3, 2, 2],
@@ -58,7 +64,7 @@ def dataset() -> dict[str, pd.DataFrame]:
 
 def failures(tables: dict[str, pd.DataFrame], cutoffs: dict) -> pd.DataFrame:
     with pytest.raises(ValidationFailure) as caught:
-        validate_dataset(tables, cutoffs)
+        validate_dataset(tables, cutoffs, MOVIELENS)
     cases = caught.value.failure_cases
     assert f"{len(cases)} failure cases" in str(caught.value)
     return cases
@@ -73,7 +79,7 @@ def checks_of(cases: pd.DataFrame) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("cutoffs", [TEMPORAL, RANDOM], ids=["temporal", "random"])
 def test_consistent_dataset_passes(cutoffs) -> None:
-    validated = validate_dataset(dataset(), cutoffs)
+    validated = validate_dataset(dataset(), cutoffs, MOVIELENS)
     assert set(validated) == {"train", "valid", "test", "users", "items", "impressions"}
     assert len(validated["train"]) == 3
     # Note: the schema declares datetime64[us] with coerce=True, but pandera 0.35 returns
@@ -86,14 +92,14 @@ def test_an_empty_train_split_says_no_events_arrived() -> None:
     tables = dataset()
     tables["train"] = tables["train"].head(0)
     with pytest.raises(ValidationFailure, match=r"the train split is empty.*landing zone empty") as caught:
-        validate_dataset(tables, RANDOM)
+        validate_dataset(tables, RANDOM, MOVIELENS)
     assert checks_of(caught.value.failure_cases) == {("train", "not empty")}
 
 
 def test_extra_columns_are_filtered() -> None:
     tables = dataset()
     tables["train"] = tables["train"].assign(rating=5)
-    assert list(validate_dataset(tables, TEMPORAL)["train"].columns) == ["user_id", "item_id", "timestamp"]
+    assert list(validate_dataset(tables, TEMPORAL, MOVIELENS)["train"].columns) == ["user_id", "item_id", "timestamp"]
 
 
 def test_user_outside_catalog() -> None:
@@ -156,7 +162,7 @@ def test_temporal_test_interaction_before_test_cutoff() -> None:
     assert case.check.startswith("test interaction earlier than its cutoff 2024-03-01")
     assert pd.Timestamp(case.failure_case) == pd.Timestamp("2024-02-28 23:59")
     # The random protocol has no cutoffs, so the same tables pass.
-    validate_dataset(tables, RANDOM)
+    validate_dataset(tables, RANDOM, MOVIELENS)
 
 
 def test_temporal_train_and_valid_at_or_after_the_next_cutoff() -> None:

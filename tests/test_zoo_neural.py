@@ -72,7 +72,7 @@ def segment_dataset(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     items = pd.DataFrame(
         {
             "item_id": item_ids,
-            "genres": ["Drama" if i < 100 else "Comedy" for i in item_ids],
+            "genres_list": [["Drama"] if i < 100 else ["Comedy"] for i in item_ids],
             "release_year": [1995.0] * len(item_ids),
         }
     )

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
+from recs_platform.data.contract import CatalogColumn, DatasetContract
 from recs_platform.data.events import Track, write_landing_file
 from recs_platform.data.movielens import GENRES as MOVIELENS_GENRES
 
@@ -140,9 +141,11 @@ def write_to_landing(
 ) -> list[Path]:
     """Write user and item catalogs plus one events file per day, like ``import_to_landing``;
     ``track`` walks the daily files."""
+    catalogs = {"users": synthetic.users, "items": synthetic.items}
     written = [
-        write_landing_file(synthetic.users, landing, "users", f"{name_prefix}-users"),
-        write_landing_file(synthetic.items, landing, "items", f"{name_prefix}-items"),
+        write_landing_file(frame, landing, kind, f"{name_prefix}-{kind}")
+        for kind, frame in catalogs.items()
+        if len(frame)
     ]
     days = synthetic.events.timestamp.dt.strftime("%Y-%m-%d")
     for day, frame in track(list(synthetic.events.groupby(days, sort=True))):
@@ -456,3 +459,78 @@ def _block_sampler(weight: np.ndarray) -> Callable[[np.ndarray, np.ndarray], tup
         return col, valid
 
     return draw
+
+
+def shaped_for_contract(data: Synthetic, contract: DatasetContract, seed: int = 7) -> Synthetic:
+    """The same users, items and events, in the shape ``contract`` declares.
+
+    The learnable signal is kept: the first categorical user attributes carry the segment-driven
+    occupation and gender, the first multi-valued item attribute carries the genres (joined with
+    the contract's separator), a date column carries the release date. Further attributes get
+    random values. String ids become ``user-000042`` / ``item-000042``; event types are drawn
+    among the contract's positive types; a catalogue the contract lacks is left out (empty).
+    """
+    rng = np.random.default_rng(seed)
+    user_id, item_id = _contract_ids(contract, "user_id", "user"), _contract_ids(contract, "item_id", "item")
+    positive = sorted(contract.positive_weights)
+    events = data.events.assign(user_id=user_id(data.events.user_id), item_id=item_id(data.events.item_id))
+    if not events.event_type.isin(positive).all():
+        events["event_type"] = np.asarray(positive, dtype=object)[rng.integers(0, len(positive), len(events))]
+    if "rating" not in positive:
+        events["value"] = np.nan
+    users = _shaped_catalog(
+        data.users, contract, "users", rng, {"numeric": "age", "categorical": ["occupation", "gender"]}
+    )
+    items = _shaped_catalog(data.items, contract, "items", rng, {"multi": "genres", "date": "release_date"})
+    if contract.title_column:
+        items[contract.title_column] = data.items.title.to_numpy()
+    users.insert(0, "user_id", user_id(data.users.user_id).to_numpy())
+    items.insert(0, "item_id", item_id(data.items.item_id).to_numpy())
+    empty = pd.DataFrame()
+    return Synthetic(
+        events, users if contract.has_catalog("users") else empty, items if contract.has_catalog("items") else empty
+    )
+
+
+def _contract_ids(contract: DatasetContract, column: str, prefix: str) -> Callable[[pd.Series], pd.Series]:
+    if contract.id_type(column) == "integer":
+        return lambda ids: ids
+    return lambda ids: prefix + "-" + ids.astype(str).str.zfill(6)
+
+
+def _shaped_catalog(
+    source: pd.DataFrame, contract: DatasetContract, kind: str, rng: np.random.Generator, carriers: dict
+) -> pd.DataFrame:
+    """The contract's columns of one catalogue: a source column of the same name, else the next
+    signal-carrying source column of the same kind, else random values."""
+    available = {key: list(value) if isinstance(value, list) else [value] for key, value in carriers.items()}
+    shaped = pd.DataFrame(index=source.index)
+    for column in contract.catalog(kind):
+        if column.name == contract.title_column:
+            continue
+        carrier = available.get(column.kind, [])
+        if column.name in source:
+            shaped[column.name] = source[column.name].to_numpy()
+        elif carrier:
+            shaped[column.name] = _carried(source[carrier.pop(0)], column)
+        else:
+            shaped[column.name] = _random_values(rng, column, len(source))
+    return shaped.reset_index(drop=True)
+
+
+def _carried(values: pd.Series, column: CatalogColumn) -> pd.Series:
+    if column.kind == "multi":
+        return values.str.replace("|", column.separator, regex=False)
+    return values
+
+
+def _random_values(rng: np.random.Generator, column: CatalogColumn, n: int) -> np.ndarray:
+    if column.kind == "numeric":
+        return np.round(rng.gamma(2.0, 50.0, n), 2)
+    if column.kind in ("date", "timestamp"):
+        return (pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3000, n), unit="D")).to_numpy()
+    words = np.asarray([f"{column.name}-{i}" for i in range(12)], dtype=object)
+    if column.kind == "categorical":
+        return words[rng.integers(0, len(words), n)]
+    picks = rng.random((n, len(words))) < 0.2
+    return np.asarray([column.separator.join(words[row]) for row in picks], dtype=object)

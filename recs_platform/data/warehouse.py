@@ -14,28 +14,11 @@ from pathlib import Path
 
 import duckdb
 
-RAW_SCHEMA_SQL = """
+from recs_platform.data.contract import ID_SQL_TYPES, DatasetContract
+
+# Tables whose shape does not depend on the dataset contract.
+FIXED_SCHEMA_SQL = """
 create schema if not exists raw;
-create table if not exists raw.events (
-    event_id varchar not null, user_id bigint not null, item_id bigint not null,
-    event_type varchar not null, value double, "timestamp" timestamp not null,
-    context varchar, source_file varchar not null, ingested_at timestamp not null
-);
-create table if not exists raw.users (
-    user_id bigint not null, age integer, gender varchar, occupation varchar, zip_code varchar,
-    source_file varchar not null, ingested_at timestamp not null
-);
-create table if not exists raw.items (
-    item_id bigint not null, title varchar, release_date date, genres varchar,
-    source_file varchar not null, ingested_at timestamp not null
-);
-create table if not exists raw.served_impressions (
-    request_id varchar not null, served_by varchar not null, served_at timestamp not null,
-    user_id bigint not null, k integer,
-    model_version varchar not null, source varchar not null, path varchar, history_source varchar,
-    history_items bigint[], user_features varchar, item_ids bigint[] not null, scores double[],
-    latency_ms double, online_version varchar, source_file varchar not null, ingested_at timestamp not null
-);
 create table if not exists raw.quarantine (
     source_file varchar not null, line_number bigint, raw_text varchar, reason varchar not null,
     quarantined_at timestamp not null
@@ -46,6 +29,50 @@ create table if not exists raw.ingested_files (
     ingested_at timestamp not null
 );
 """
+BOOKKEEPING = {"source_file": "varchar", "ingested_at": "timestamp"}
+
+
+class SchemaMismatch(ValueError):
+    """The warehouse's raw tables were created for another dataset contract."""
+
+
+def raw_table_columns(contract: DatasetContract) -> dict[str, dict[str, str]]:
+    """``{table: {column: DuckDB type}}`` of the contract-shaped raw tables (bookkeeping included)."""
+    user_id, item_id = ID_SQL_TYPES[contract.user_id_type], ID_SQL_TYPES[contract.item_id_type]
+    bookkeeping = BOOKKEEPING
+
+    def catalog(key: str, id_type: str, kind: str) -> dict[str, str]:
+        return {key: id_type, **{column.name: column.sql_type for column in contract.catalog(kind)}, **bookkeeping}
+
+    return {
+        "events": {
+            "event_id": "varchar", "user_id": user_id, "item_id": item_id, "event_type": "varchar",
+            "value": "double", "timestamp": "timestamp", "context": "varchar", **bookkeeping,
+        },
+        "users": catalog("user_id", user_id, "users"),
+        "items": catalog("item_id", item_id, "items"),
+        "served_impressions": {
+            "request_id": "varchar", "served_by": "varchar", "served_at": "timestamp", "user_id": user_id,
+            "k": "integer", "model_version": "varchar", "source": "varchar", "path": "varchar",
+            "history_source": "varchar", "history_items": f"{item_id}[]", "user_features": "varchar",
+            "item_ids": f"{item_id}[]", "scores": "double[]", "latency_ms": "double", "online_version": "varchar",
+            **bookkeeping,
+        },
+    }  # fmt: skip
+
+
+# Columns a raw row cannot lack; the others may be null.
+NOT_NULL = frozenset(
+    {"event_id", "user_id", "item_id", "event_type", "timestamp", "request_id", "served_by", "served_at"}
+    | {"model_version", "source", "item_ids", "source_file", "ingested_at"}
+)
+
+
+def _create_table(table: str, columns: dict[str, str]) -> str:
+    definitions = ", ".join(
+        f'"{name}" {sql_type}' + (" not null" if name in NOT_NULL else "") for name, sql_type in columns.items()
+    )
+    return f"create table if not exists raw.{table} ({definitions});"
 
 
 class WarehouseBusy(RuntimeError):
@@ -73,9 +100,34 @@ def connect(path: Path, read_only: bool = False, timeout_s: float = 120.0) -> It
         connection.close()
 
 
-def ensure_raw_schema(connection: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw tables if they are missing."""
-    connection.execute(RAW_SCHEMA_SQL)
+def ensure_raw_schema(connection: duckdb.DuckDBPyConnection, contract: DatasetContract) -> None:
+    """Create the raw tables the contract describes if they are missing.
+
+    Raises ``SchemaMismatch`` when existing tables were created for another contract (other id
+    types or catalogue columns): loading into them would fail row by row, or silently mix shapes.
+    """
+    connection.execute(FIXED_SCHEMA_SQL)
+    expected = raw_table_columns(contract)
+    for table, columns in expected.items():
+        connection.execute(_create_table(table, columns))
+    found: dict[str, dict[str, str]] = {}
+    query = "select table_name, column_name, data_type from information_schema.columns where table_schema = 'raw'"
+    for table, column, data_type in connection.execute(query + " order by ordinal_position").fetchall():
+        found.setdefault(table, {})[column] = data_type.lower()
+    for table, columns in expected.items():
+        has = found.get(table, {})
+        if has != columns:
+            differing = [name for name in {**has, **columns} if has.get(name) != columns.get(name)]
+            raise SchemaMismatch(
+                f"the warehouse's raw.{table} was made for another dataset contract: it has "
+                f"{_describe(has, differing)} where contract {contract.name!r} ({contract.source or 'no file'}) "
+                f"declares {_describe(columns, differing)}; ingest into a fresh warehouse or use the contract it was "
+                "built with"
+            )
+
+
+def _describe(columns: dict[str, str], names: list[str]) -> str:
+    return ", ".join(f"{name} {columns[name]}" for name in names if name in columns) or "no such columns"
 
 
 def has_raw_schema(connection: duckdb.DuckDBPyConnection) -> bool:

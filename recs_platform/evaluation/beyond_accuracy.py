@@ -41,20 +41,23 @@ def _padded_lists(run: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return users, items, filled
 
 
-def _genre_matrix(item_genres: pd.Series) -> tuple[pd.Index, np.ndarray]:
-    """Item ids and their binary item x genre matrix from pipe-separated genre strings."""
-    dummies = item_genres.fillna("").astype(str).str.get_dummies(sep="|")
+def _attribute_matrix(item_attribute: pd.Series, separator: str | None) -> tuple[pd.Index, np.ndarray]:
+    """Item ids and their binary item x value matrix; ``separator`` splits multi-valued text, None
+    takes each value whole (a categorical attribute)."""
+    text = item_attribute.fillna("").astype(str)
+    dummies = text.str.get_dummies(sep=separator) if separator else pd.get_dummies(text.where(text != ""))
     return dummies.index, dummies.to_numpy(dtype=np.float64)
 
 
-def intra_list_diversity(run: pd.DataFrame, item_genres: pd.Series) -> pd.Series:
-    """1 − mean pairwise Jaccard similarity of the genre sets in each user's list.
+def intra_list_diversity(run: pd.DataFrame, item_genres: pd.Series, separator: str | None = "|") -> pd.Series:
+    """1 − mean pairwise Jaccard similarity of the attribute sets (e.g. genres) in each user's list.
 
-    ``item_genres`` maps ``item_id`` to ``"Action|Comedy"``-style strings. Two items with no
-    genres count as identical (J(∅, ∅) = 1); a list of fewer than two items gives NaN.
+    ``item_genres`` maps ``item_id`` to ``"Action|Comedy"``-style strings split on ``separator``
+    (or to one category each when it is None). Two items with no values count as identical
+    (J(∅, ∅) = 1); a list of fewer than two items gives NaN.
     """
     users, items, filled = _padded_lists(run)
-    ids, genres = _genre_matrix(item_genres)
+    ids, genres = _attribute_matrix(item_genres, separator)
     rows = ids.get_indexer(items.ravel())
     onehot = np.where((rows >= 0)[:, None], genres[rows.clip(min=0)], 0.0).reshape(*items.shape, -1)
     inter = np.einsum("ukg,ujg->ukj", onehot, onehot)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from recs_platform.data.contract import CatalogColumn, DatasetContract, default_contract
 from recs_platform.evaluation import plots
 from recs_platform.evaluation.beyond_accuracy import (
     SameFirstItemResult,
@@ -24,6 +25,8 @@ from recs_platform.evaluation.metrics import DEFAULT_METRIC, parse_metric
 from recs_platform.evaluation.significance import paired_bootstrap, paired_t_test
 from recs_platform.evaluation.slices import sliced_metrics, user_segments
 from recs_platform.models.base import Recommender
+
+MAX_SLICE_VALUES = 8  # more values than this (occupations, countries) make slices too thin to read
 
 
 @dataclass
@@ -43,6 +46,7 @@ class _Context:
     """What every model is judged against: the catalog and training popularity."""
 
     catalog: pd.DataFrame
+    diversity: CatalogColumn | None  # the item attribute intra-list diversity is measured over
     item_popularity: pd.Series  # distinct training users per item, for every catalog item
     n_users: int
     custom_metrics: tuple[str, ...]
@@ -134,20 +138,32 @@ class SuiteResult:
         return int(self.primary_metric.rpartition("@")[2])
 
 
-def _context(tables: dict[str, pd.DataFrame], custom_metrics: Sequence[str], threshold: float) -> _Context:
+def _context(
+    tables: dict[str, pd.DataFrame], contract: DatasetContract, custom_metrics: Sequence[str], threshold: float
+) -> _Context:
     train, catalog = tables["train"], tables["items"]
     item_ids = pd.Index(catalog.item_id).union(pd.Index(train.item_id.unique()))
     popularity = train.groupby("item_id").user_id.nunique().reindex(item_ids, fill_value=0)
-    return _Context(catalog, popularity, int(train.user_id.nunique()), tuple(custom_metrics), threshold)
+    diversity = (
+        contract.diversity_column if contract.diversity_column and contract.diversity_column.name in catalog else None
+    )
+    return _Context(catalog, diversity, popularity, int(train.user_id.nunique()), tuple(custom_metrics), threshold)
+
+
+def _slice_columns(users: pd.DataFrame, contract: DatasetContract) -> list[str]:
+    """The contract's user segments with few enough values that each slice holds users, and activity."""
+    present = [c for c in contract.user_segment_columns if c in users and users[c].nunique() <= MAX_SLICE_VALUES]
+    return [*present, "activity_level"]
 
 
 def _beyond_accuracy(run: pd.DataFrame, truth: pd.DataFrame, k: int, ctx: _Context) -> tuple[dict, pd.DataFrame]:
     """Global beyond-accuracy and custom values, and the per-user ones as columns."""
-    genres = ctx.catalog.set_index("item_id").genres
-    per_user = pd.concat(
-        [intra_list_diversity(run, genres).rename(f"ild@{k}"), novelty(run, ctx.item_popularity, ctx.n_users)],
-        axis=1,
-    ).rename(columns={"novelty": f"novelty@{k}"})
+    measures = [novelty(run, ctx.item_popularity, ctx.n_users)]
+    if ctx.diversity is not None:
+        attribute = ctx.catalog.set_index("item_id")[ctx.diversity.name]
+        separator = ctx.diversity.separator if ctx.diversity.kind == "multi" else None
+        measures.insert(0, intra_list_diversity(run, attribute, separator).rename(f"ild@{k}"))
+    per_user = pd.concat(measures, axis=1).rename(columns={"novelty": f"novelty@{k}"})
     custom = apply_custom_metrics(run, truth, ctx.catalog, ctx.custom_metrics)
     per_user = per_user.rename_axis("user_id").reset_index()
     custom_per_user = custom.per_user.rename(columns=lambda c: c if c == "user_id" else f"{c}@{k}")
@@ -208,22 +224,25 @@ def full_evaluation(
     n_resamples: int = 2000,
     seed: int = 0,
     first_item_threshold: float = 0.5,
+    contract: DatasetContract | None = None,
 ) -> SuiteResult:
     """Evaluate every model on the test split (train and validation masked) with every metric.
 
     Beyond-accuracy and custom metrics judge the top ``k`` lists; ``baseline_names`` defaults
     to the models that are not learned, and the best of them by ``primary_metric`` is the
-    reference of the significance tests.
+    reference of the significance tests. The dataset ``contract`` (MovieLens' by default) names
+    the item attribute of intra-list diversity and the user segments of the slices.
     """
+    contract = contract or default_contract()
     ks = tuple(sorted({*ks, parse_metric(primary_metric)[1]}))
     if k > max(ks):
         raise ValueError(f"k={k} exceeds the longest cutoff {max(ks)}")
-    ctx = _context(tables, custom_metrics, first_item_threshold)
+    ctx = _context(tables, contract, custom_metrics, first_item_threshold)
     evaluated = {name: _evaluate_model(name, model, tables, ks, k, ctx) for name, model in models.items()}
     if baseline_names is None:
         baseline_names = [name for name, model in models.items() if not model.is_learned]
     baseline = _best_baseline(evaluated, baseline_names, primary_metric)
-    segments = user_segments(tables["users"], tables["train"])
+    segments = user_segments(tables["users"], tables["train"], columns=_slice_columns(tables["users"], contract))
     slices = pd.concat(
         [sliced_metrics(m.per_user, segments).assign(model=name) for name, m in evaluated.items()], ignore_index=True
     )

@@ -71,22 +71,50 @@ class Validator:
     score: Callable[[], float]
 
 
-class IdMap:
-    """A bijection between external ids and dense indices, stored as a sorted id array."""
+def as_ids(values: Iterable[Any] | np.ndarray) -> np.ndarray:
+    """Ids as a numpy array a map can search: int64 for integer ids, fixed-width unicode for string
+    ids (which ``np.load(allow_pickle=False)`` reads back, unlike object arrays)."""
+    array = values if isinstance(values, np.ndarray) else np.asarray(list(values))
+    if array.dtype.kind in "iu" or (array.size == 0 and array.dtype.kind != "U"):
+        return array.astype(np.int64)
+    if array.dtype.kind == "O" and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in array):
+        return array.astype(np.int64)
+    return array.astype(str)
 
-    def __init__(self, ids: Iterable[int]) -> None:
-        self.ids = np.unique(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64))
+
+class IdMap:
+    """A bijection between external ids (integers or strings) and dense indices, stored as a
+    sorted id array."""
+
+    def __init__(self, ids: Iterable[Any] | np.ndarray) -> None:
+        self.ids = np.unique(as_ids(ids))
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def contains(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
+    @property
+    def is_string(self) -> bool:
+        return self.ids.dtype.kind == "U"
+
+    def coerce(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """``ids`` in this map's id type. Text asked of an integer map is read as a number when it
+        is one ("12"); anything else becomes int64's minimum, which no id map holds in practice."""
+        array = as_ids(ids)
+        if self.is_string:
+            return array.astype(str)
+        if array.dtype.kind == "i":
+            return array
+        numeric = pd.to_numeric(pd.Series(array), errors="coerce")
+        whole = (numeric.notna() & (numeric == numeric.round()) & (numeric.abs() < 2**62)).to_numpy()
+        return np.where(whole, numeric.fillna(0).to_numpy(), np.iinfo(np.int64).min).astype(np.int64)
+
+    def contains(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
+        ids = self.coerce(ids)
         position = np.searchsorted(self.ids, ids).clip(max=max(len(self.ids) - 1, 0))
         return (len(self.ids) > 0) & (self.ids[position] == ids)
 
-    def index(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
+    def index(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
+        ids = self.coerce(ids)
         known = self.contains(ids)
         if not known.all():
             raise KeyError(f"unknown ids: {ids[~known][:10].tolist()}")
@@ -152,7 +180,7 @@ class Recommender(ABC):
             raise ValueError(f"{self.name}: training data lacks columns {sorted(missing)}")
         item_ids = train.item_id.to_numpy()
         if catalog_items is not None:
-            item_ids = np.concatenate([item_ids, np.fromiter(catalog_items, dtype=np.int64)])
+            item_ids = np.concatenate([as_ids(item_ids), as_ids(catalog_items)])
         self.user_map, self.item_map = IdMap(train.user_id.to_numpy()), IdMap(item_ids)
         self.seen = self.interaction_matrix(train)
         data = TrainingData(self.seen, self._indexed(train), users, items, self._ignored(impressions))
@@ -197,7 +225,7 @@ class Recommender(ABC):
     # -- ranking ------------------------------------------------------------------------
     def known_users(self, user_ids: Iterable[int]) -> np.ndarray:
         self._require_fitted()
-        return self.user_map.contains(np.asarray(list(user_ids), dtype=np.int64))
+        return self.user_map.contains(as_ids(user_ids))
 
     def recommend(
         self,
@@ -215,7 +243,7 @@ class Recommender(ABC):
         if k <= 0:
             raise ValueError("k must be positive")
         self._require_fitted()
-        users = np.asarray(list(user_ids), dtype=np.int64)
+        users = self.user_map.coerce(user_ids)
         user_index = self.user_map.index(users)
         masked = self.seen if exclude_seen else None
         if exclude is not None and not exclude.empty:
@@ -263,9 +291,9 @@ class Recommender(ABC):
         if k <= 0:
             raise ValueError("k must be positive")
         self._require_fitted()
-        history = np.asarray(history, dtype=np.int64)
+        history = self.item_map.coerce(history)
         scores = np.asarray(self._score_histories([self._known_items(history)]), dtype=np.float64)[0]
-        masked = self._known_items(np.concatenate([history, np.fromiter(exclude, dtype=np.int64)]))
+        masked = self._known_items(np.concatenate([history, self.item_map.coerce(list(exclude))]))
         scores[masked] = -np.inf
         top = _row_top_k(scores, min(k, len(scores)))
         top = top[np.isfinite(scores[top])]
@@ -273,6 +301,7 @@ class Recommender(ABC):
 
     def _known_items(self, item_ids: np.ndarray) -> np.ndarray:
         """Indices of the known ones among ``item_ids``, in their order."""
+        item_ids = self.item_map.coerce(item_ids)
         return self.item_map.index(item_ids[self.item_map.contains(item_ids)])
 
     def history_matrix(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:

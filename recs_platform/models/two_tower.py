@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, as_ids, register
 from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
@@ -45,8 +45,20 @@ def decades(release_year: pd.Series) -> np.ndarray:
     return as_strings((years // 10 * 10).astype("Int64"))
 
 
-def genre_lists(genres: pd.Series) -> list[list[str]]:
-    return [[g for g in value.split("|") if g] for value in as_strings(genres)]
+def attribute_tokens(items: pd.DataFrame, columns: list[str]) -> list[list[str]]:
+    """Each item's attribute values as ``column=value`` tokens, for one embedding bag. A column
+    holds lists (a multi-valued attribute's ``<name>_list``), "|"-separated text or one category."""
+
+    def values(value: object) -> list[str]:
+        if isinstance(value, list | tuple | np.ndarray):
+            return [str(v) for v in value if str(v)]
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        return [part for part in text.split("|") if part]
+
+    per_column = [[[f"{c}={v}" for v in values(value)] for value in items[c]] for c in columns if c in items]
+    if not per_column:
+        return [[] for _ in range(len(items))]
+    return [[token for tokens in row for token in tokens] for row in zip(*per_column, strict=True)]
 
 
 def mlp(inputs: int, hidden: int, outputs: int, dropout: float) -> torch.nn.Sequential:
@@ -87,7 +99,7 @@ class TwoTowerNet(torch.nn.Module):
 
 @register
 class TwoTowerRecommender(Recommender):
-    """User tower (id + demographics) and item tower (id + genres + release decade), dot product.
+    """User tower (id + user attributes) and item tower (id + item attributes + release decade), dot product.
 
     Trained with a sampled softmax: each batch's positives compete against ``negatives``
     uniformly drawn items shared by the batch (the whole catalog when it is smaller, i.e. a
@@ -97,7 +109,13 @@ class TwoTowerRecommender(Recommender):
 
     class Params(ScheduleParams):
         user_features: list[str] = Field(
-            ["age_bucket", "gender", "occupation"], description="Categorical user feature columns of the user tower."
+            ["age_bucket", "gender", "occupation"],
+            description="Categorical user feature columns of the user tower (a dataset's contract sets its own).",
+        )
+        item_features: list[str] = Field(
+            ["genres_list"],
+            description="Item attribute columns of the item tower, one embedding bag over their values: lists "
+            "(multi-valued attributes), '|'-separated text or categories (a dataset's contract sets its own).",
         )
         embedding_dim: int = Field(32, ge=1, description="Width of every id and feature embedding.")
         hidden: int = Field(128, ge=1, description="Hidden units of each tower's MLP.")
@@ -121,9 +139,9 @@ class TwoTowerRecommender(Recommender):
         """Vocabularies from the feature frames, and every known user's and item's codes."""
         fields = self.params.user_features
         users = _aligned(data.users, "user_id", self.user_map.ids, fields)
-        items = _aligned(data.items, "item_id", self.item_map.ids, ["genres", "release_year"])
+        items = _aligned(data.items, "item_id", self.item_map.ids, [*self.params.item_features, "release_year"])
         self.vocab = {field: vocabulary(as_strings(users[field])) for field in fields}
-        genres = genre_lists(items.genres)
+        genres = attribute_tokens(items, self.params.item_features)
         self.vocab["genre"] = vocabulary(g for item in genres for g in item)
         self.vocab["decade"] = vocabulary(decades(items.release_year))
         self.user_codes = self._user_codes(users)
@@ -229,9 +247,9 @@ class TwoTowerRecommender(Recommender):
         codes = self._user_codes(user_features)
         scores = self._catalog_scores(lambda: self._user_vectors(unknown, unknown, codes)).astype(np.float64)
         if exclude_items is not None:
-            excluded = np.fromiter(exclude_items, dtype=np.int64)
+            excluded = self.item_map.coerce(list(exclude_items))
             scores[:, self.item_map.index(excluded[self.item_map.contains(excluded)])] = -np.inf
-        return self._ranked(user_features.user_id.to_numpy(dtype=np.int64), scores, k)
+        return self._ranked(as_ids(user_features.user_id.to_numpy()), scores, k)
 
     # -- persistence -------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:

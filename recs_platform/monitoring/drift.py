@@ -25,7 +25,9 @@ EPSILON = 1e-4  # share given to empty bins so that PSI stays finite
 DEFAULT_THRESHOLD = 0.2  # PSI above 0.2 is the usual "significant shift"
 MISSING = "(missing)"
 UNSEEN = "(unseen)"
-USER_FEATURES = ("activity_level", "age_bucket", "gender", "occupation")
+# A categorical user column with more values than this (postcodes, names) is an identifier, not
+# a segment whose share can drift.
+MAX_SEGMENT_VALUES = 50
 FALLBACK_SOURCES = ("segment", "popularity")
 
 
@@ -192,8 +194,9 @@ def interaction_features(interactions: pd.DataFrame, users: pd.DataFrame, items:
     """Per-interaction features for drift checks: who interacted, with what, and when.
 
     Columns: popularity_bucket (⌊log2 popularity_rank⌋ of the item, so the head is resolved finely
-    and the long tail coarsely), release_year, the user's activity_level, age_bucket, gender and
-    occupation (those present in ``users``), hour_of_day and day_of_week (0 = Monday, UTC).
+    and the long tail coarsely), release_year (when the items have one), the user's segment columns
+    (``user_segment_columns``: MovieLens' activity_level, age_bucket, gender and occupation),
+    hour_of_day and day_of_week (0 = Monday, UTC).
     """
     return _event_features(interactions["user_id"], interactions["item_id"], interactions["timestamp"], users, items)
 
@@ -206,7 +209,10 @@ def serving_features(serving_log: pd.DataFrame, users: pd.DataFrame, items: pd.D
     popularity). A request that returned no items keeps one row with missing item features.
     """
     served = serving_log.explode("item_ids", ignore_index=True)
-    features = _event_features(served["user_id"], pd.to_numeric(served["item_ids"]), served["served_at"], users, items)
+    item_ids = served["item_ids"]
+    if items["item_id"].dtype.kind in "iu":  # exploded integer ids come back as objects
+        item_ids = pd.to_numeric(item_ids)
+    features = _event_features(served["user_id"], item_ids, served["served_at"], users, items)
     return features.assign(fallback=served["source"].isin(FALLBACK_SOURCES).to_numpy())
 
 
@@ -217,13 +223,24 @@ def _event_features(
     item = items.set_index("item_id").reindex(item_ids.to_numpy())
     # Naive timestamps are UTC; serving logs carry +00:00, with or without fractional seconds.
     when = pd.to_datetime(timestamps, utc=True, format="ISO8601")
-    columns: dict[str, Any] = {
-        "popularity_bucket": np.floor(np.log2(item["popularity_rank"].to_numpy("float64"))),
-        "release_year": item["release_year"].to_numpy("float64"),
-    }
-    columns.update({name: user[name].to_numpy(object) for name in USER_FEATURES if name in users})
+    columns: dict[str, Any] = {"popularity_bucket": np.floor(np.log2(item["popularity_rank"].to_numpy("float64")))}
+    if "release_year" in items:  # only datasets whose contract declares an item date have one
+        columns["release_year"] = item["release_year"].to_numpy("float64")
+    columns.update({name: user[name].to_numpy(object) for name in user_segment_columns(users)})
     columns.update(hour_of_day=when.dt.hour.to_numpy(), day_of_week=when.dt.dayofweek.to_numpy())
     return pd.DataFrame(columns)
+
+
+def user_segment_columns(users: pd.DataFrame) -> list[str]:
+    """The user table's categorical columns with few enough values to be segments, whatever the
+    dataset contract named them (MovieLens: activity_level, age_bucket, gender, occupation)."""
+    ordered = sorted(users.columns, key=lambda c: c != "activity_level")  # activity first, then as stored
+    text = [c for c in ordered if c != "user_id" and users[c].dtype == object]
+    return [
+        c
+        for c in text
+        if users[c].map(lambda v: isinstance(v, str) or v is None).all() and users[c].nunique() <= MAX_SEGMENT_VALUES
+    ]
 
 
 def read_serving_log(directory: Path) -> pd.DataFrame:

@@ -28,12 +28,12 @@ class ServedRequest:
 
     day: str
     week: int
-    user_id: int
+    user_id: int | str
     requested_at: str
     request_id: str
     model_version: str
     source: str
-    item_ids: list[int]
+    item_ids: list[int | str]
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,15 @@ class Simulator:
         return served
 
     def _ask(self, client: httpx.Client, day: Day, row: tuple) -> ServedRequest:
-        body = {"user_id": int(row.user_id), "k": self.k, "now": row.requested_at.isoformat()}
+        user_id = row.user_id.item() if isinstance(row.user_id, np.generic) else row.user_id  # int or str id
+        body = {"user_id": user_id, "k": self.k, "now": row.requested_at.isoformat()}
         response = client.post(f"{self.api_url}/recommend", json=body)
         response.raise_for_status()
         answer = response.json()
         return ServedRequest(
             day.date,
             day.week,
-            int(row.user_id),
+            user_id,
             row.requested_at.isoformat(),
             answer["request_id"],
             answer["model_version"],

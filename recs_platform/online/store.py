@@ -19,19 +19,20 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from recs_platform.data.contract import ID_SQL_TYPES, DatasetContract
 from recs_platform.files import write_json_atomically, write_parquet_atomically
+from recs_platform.models.base import as_ids
 from recs_platform.versioning import frame_fingerprint
 
 POINTER = "current.json"
 SNAPSHOTS = "snapshots"
 KEEP_SNAPSHOTS = 3  # the current one and two before it, for a server still loading an older one
-# user_features columns that describe the user (the rest are activity counts and dates).
-FEATURE_COLUMNS = ("age_bucket", "gender", "occupation", "activity_level")
+SEQUENCES = ("item_sequence", "timestamp_sequence")
 
 STATE_SQL = """
 select
     coalesce(features.user_id, histories.user_id) as user_id,
-    coalesce(histories.item_sequence, []::bigint[]) as item_sequence,
+    coalesce(histories.item_sequence, []::{item_id_type}[]) as item_sequence,
     coalesce(histories.timestamp_sequence, []::timestamp[]) as timestamp_sequence,
     {feature_columns}
 from user_histories as histories
@@ -47,13 +48,20 @@ class UserState:
     user_id: int
     history: np.ndarray  # item ids, oldest first (first interaction time, as the training splits)
     history_times: np.ndarray  # datetime64[us], aligned with history
-    features: dict[str, Any]  # FEATURE_COLUMNS values; None where unknown
+    features: dict[str, Any]  # feature_columns(contract) values; None where unknown
 
 
-def read_state(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def feature_columns(contract: DatasetContract) -> list[str]:
+    """The user_features columns that describe a user: the contract's segments and the activity level
+    (the rest are activity counts and dates)."""
+    return [*contract.user_segment_columns, "activity_level"]
+
+
+def read_state(connection: duckdb.DuckDBPyConnection, contract: DatasetContract) -> pd.DataFrame:
     """One row per user from the warehouse's histories and features marts."""
-    features = ", ".join(f"features.{column}" for column in FEATURE_COLUMNS)
-    return connection.execute(STATE_SQL.format(feature_columns=features)).df()
+    features = ", ".join(f"features.{column}" for column in feature_columns(contract))
+    item_id_type = ID_SQL_TYPES[contract.item_id_type]
+    return connection.execute(STATE_SQL.format(feature_columns=features, item_id_type=item_id_type)).df()
 
 
 def export_snapshot(state: pd.DataFrame, root: Path) -> dict[str, Any]:
@@ -91,13 +99,14 @@ class OnlineStore:
     def __init__(self, state: pd.DataFrame, version: str) -> None:
         self.version = version
         state = state.sort_values("user_id")
-        self.user_ids = state.user_id.to_numpy(dtype=np.int64)
+        self.user_ids = as_ids(state.user_id.to_numpy())
         lengths = state.item_sequence.map(len).to_numpy()
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
-        self.items = np.concatenate([np.asarray(v, dtype=np.int64) for v in state.item_sequence] or [np.zeros(0)])
+        self.items = as_ids(np.concatenate([np.asarray(v) for v in state.item_sequence] or [np.zeros(0, np.int64)]))
         times = [np.asarray(v, dtype="datetime64[us]") for v in state.timestamp_sequence]
         self.times = np.concatenate(times or [np.zeros(0, dtype="datetime64[us]")]).astype("datetime64[us]")
-        self.features = state[list(FEATURE_COLUMNS)].astype(object).where(state[list(FEATURE_COLUMNS)].notna(), None)
+        described = [column for column in state.columns if column not in ("user_id", *SEQUENCES)]
+        self.features = state[described].astype(object).where(state[described].notna(), None)
         self._feature_rows = self.features.to_dict(orient="records")
 
     @classmethod
@@ -111,7 +120,9 @@ class OnlineStore:
     def __len__(self) -> int:
         return len(self.user_ids)
 
-    def get(self, user_id: int) -> UserState | None:
+    def get(self, user_id: int | str) -> UserState | None:
+        if isinstance(user_id, str) != (self.user_ids.dtype.kind == "U"):
+            return None  # the other id type is no user of this dataset
         row = int(np.searchsorted(self.user_ids, user_id))
         if row >= len(self.user_ids) or self.user_ids[row] != user_id:
             return None

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from recs_platform.models.base import Recommender, load_recommender
+from recs_platform.models.base import Recommender, as_ids, load_recommender
 from recs_platform.models.heuristics import SegmentPopularityRecommender
 from recs_platform.models.popularity import PopularityRecommender
 
@@ -56,7 +56,7 @@ class ServingBundle:
     model: Recommender
     fallback: PopularityRecommender
     segment: SegmentPopularityRecommender | None
-    titles: dict[int, str]
+    titles: dict[int | str, str]
     metadata: dict[str, Any]
     version: str
     catalog: pd.DataFrame  # item_id index: title and the attributes the bundle kept
@@ -94,17 +94,19 @@ class PrecomputedLists:
     def __init__(self, frame: pd.DataFrame, bundle_version: str) -> None:
         frame = frame.sort_values("user_id")
         self.bundle_version = bundle_version
-        self.user_ids = frame.user_id.to_numpy(dtype=np.int64)
+        self.user_ids = as_ids(frame.user_id.to_numpy())
         self.offsets = np.concatenate([[0], np.cumsum(frame.item_ids.map(len).to_numpy())])
-        self.items = np.concatenate([np.asarray(v, dtype=np.int64) for v in frame.item_ids] or [np.zeros(0)])
+        self.items = as_ids(np.concatenate([np.asarray(v) for v in frame.item_ids] or [np.zeros(0, np.int64)]))
         self.scores = np.concatenate([np.asarray(v, dtype=np.float64) for v in frame.scores] or [np.zeros(0)])
 
     @classmethod
     def read(cls, path: Path, bundle_version: str) -> PrecomputedLists:
         return cls(pd.read_parquet(path), bundle_version)
 
-    def get(self, user_id: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def get(self, user_id: int | str, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The user's top ``k``, or None when the user has no list or a shorter one than asked."""
+        if isinstance(user_id, str) != (self.user_ids.dtype.kind == "U"):
+            return None
         row = int(np.searchsorted(self.user_ids, user_id))
         if row >= len(self.user_ids) or self.user_ids[row] != user_id:
             return None
@@ -120,7 +122,7 @@ def precompute_lists(model: Recommender, k: int, batch_size: int = 1024) -> pd.D
     grouped = ranked.groupby("user_id", sort=True)
     return pd.DataFrame(
         {
-            "user_id": grouped.size().index.to_numpy(dtype=np.int64),
+            "user_id": grouped.size().index.to_numpy(),
             "item_ids": grouped.item_id.agg(list).to_numpy(),
             "scores": grouped.score.agg(list).to_numpy(),
         }

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recs_platform.models.base import as_ids
 from recs_platform.models.two_tower import TwoTowerRecommender
 from recs_platform.online.store import UserState
 from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
@@ -33,9 +34,9 @@ from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
 class Request:
     """What a caller asks for (already validated by the HTTP layer)."""
 
-    user_id: int
+    user_id: int | str  # the dataset contract's id type
     k: int
-    recent_items: Sequence[int] = ()
+    recent_items: Sequence[int | str] = ()
     features: Mapping[str, Any] | None = None
 
 
@@ -43,22 +44,22 @@ class Request:
 class Answer:
     """The ranked items and exactly what produced them, as logged."""
 
-    item_ids: list[int]
+    item_ids: list[int | str]
     scores: list[float]
     source: str
     history_source: str
-    history: list[int] = field(default_factory=list)
+    history: list[int | str] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=dict)
     path: str | None = None  # "precomputed" or "online" for the model's own list
 
 
-def current_history(state: UserState | None, recent_items: Sequence[int]) -> tuple[np.ndarray, str]:
+def current_history(state: UserState | None, recent_items: Sequence[int | str]) -> tuple[np.ndarray, str]:
     """The user's history now, oldest first: the online store's, then the request's recent items
     (most recent last; an item seen again moves to the end)."""
-    stored = state.history if state is not None and len(state.history) else np.zeros(0, dtype=np.int64)
+    recent = as_ids(recent_items)
+    stored = state.history if state is not None and len(state.history) else recent[:0]
     if not len(recent_items):
         return stored, "online_store" if len(stored) else "none"
-    recent = np.asarray(recent_items, dtype=np.int64)
     _, last_from_end = np.unique(recent[::-1], return_index=True)  # each item's last occurrence
     recent = recent[::-1][np.sort(last_from_end)][::-1]
     history = np.concatenate([stored[~np.isin(stored, recent)], recent])
@@ -142,14 +143,19 @@ def _answer(
     path: str | None = None,
 ) -> Answer:
     return Answer(
-        item_ids=[int(i) for i in items],
+        item_ids=[plain_id(i) for i in items],
         scores=[float(s) for s in scores],
         source=source,
         history_source=history_source,
-        history=[int(i) for i in history],
+        history=[plain_id(i) for i in history],
         features=dict(features or {}),
         path=path,
     )
+
+
+def plain_id(item_id: Any) -> int | str:
+    """A numpy or pandas id as the JSON-ready int or str it stands for."""
+    return item_id.item() if isinstance(item_id, np.generic) else item_id
 
 
 def answer_record(

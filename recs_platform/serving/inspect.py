@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 import pandas as pd
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -39,14 +38,19 @@ from starlette.routing import Route
 
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS, PromotionRefused, promote_challenger
 from recs_platform.experiments import experiments_table
+from recs_platform.models.base import as_ids
+from recs_platform.online.store import feature_columns
 from recs_platform.registry import CHAMPION, BundleRefused, ModelRegistry, ServingBundle
-from recs_platform.serving.answer import Request, answer
+from recs_platform.serving.answer import Request, answer, plain_id
 from recs_platform.serving.model import ProductionModel
+from recs_platform.serving.schemas import SERVED_CONTRACT
 from recs_platform.settings import PlatformPaths
 
-PROFILE_USER = 2**62  # the user id of a composed profile: nobody the models know
+# The user id of a composed profile: nobody the models know, in the contract's id type.
+PROFILE_USER = "(composed profile)" if SERVED_CONTRACT.user_id_type == "string" else 2**62
 MAX_LISTS = 6
-SEGMENT_COLUMNS = ("age_bucket", "gender", "occupation", "activity_level")
+SEGMENT_COLUMNS = tuple(feature_columns(SERVED_CONTRACT))  # the user features first items are split by
+MAX_CHOICES = 30  # a profile field with at most this many known values is a drop-down, else free text
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("recs_platform.serving", "templates"), autoescape=True, trim_blocks=True
 )
@@ -162,18 +166,19 @@ class Inspector:
             ranked = ranked[~ranked.item_id.isin(history)].head(request.k)
             ids, scores = ranked.item_id.tolist(), ranked.score.tolist()
         else:
-            ids, scores = champion.fallback.most_popular(request.k, exclude_items=np.asarray(history, dtype=np.int64))
+            ids, scores = champion.fallback.most_popular(request.k, exclude_items=as_ids(history))
         shown = ShownList(f"baseline:{name}", f"{name} baseline", champion.version, name)
         shown.items = self._items(champion, list(ids), list(scores))
         return shown
 
     @staticmethod
-    def _items(bundle: ServingBundle, ids: list[int], scores: list[float]) -> list[ListedItem]:
-        rows = bundle.catalog.reindex([int(i) for i in ids])
+    def _items(bundle: ServingBundle, ids: list[int | str], scores: list[float]) -> list[ListedItem]:
+        ids = as_ids(ids).tolist()
+        rows = bundle.catalog.reindex(ids)
         return [
             ListedItem(
                 rank,
-                int(item),
+                item,
                 float(score),
                 str(row.get("title", "")) if pd.notna(row.get("title")) else "",
                 {name: value for name, value in row.items() if name != "title" and pd.notna(value)},
@@ -184,7 +189,18 @@ class Inspector:
     def search_items(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         catalog = self.champion().catalog
         hits = catalog[catalog.title.str.contains(query, case=False, regex=False, na=False)].head(limit)
-        return [{"item_id": int(item), "title": title} for item, title in hits.title.items()]
+        return [{"item_id": plain_id(item), "title": title} for item, title in hits.title.items()]
+
+    def profile_fields(self) -> list[tuple[str, list[str]]]:
+        """The composed profile's user fields (the contract's segments) with the values users have,
+        where there are few enough to choose from."""
+        online = self.production.online.value
+        known = online.features if online is not None else pd.DataFrame()
+        fields = []
+        for name in SERVED_CONTRACT.user_segment_columns:
+            values = sorted(known[name].dropna().astype(str).unique()) if name in known else []
+            fields.append((name, values if len(values) <= MAX_CHOICES else []))
+        return fields
 
     # -- first items ------------------------------------------------------------------------------
     def first_items(self, tag: str, top: int = 5) -> dict[str, pd.DataFrame]:
@@ -304,10 +320,11 @@ def build_app(inspector: Callable[[], Inspector]) -> Starlette:
         except (LookupError, ValueError) as problem:
             error = str(problem)
         counts = pd.Series([item.item_id for shown in lists for item in shown.items]).value_counts()
-        shared = {int(item) for item, n in counts.items() if n > 1}
+        shared = {plain_id(item) for item, n in counts.items() if n > 1}
         return render(
             "compare.html", choices=inspect.choices(), chosen=keys, lists=lists, shared=shared, params=params,
-            error=error, profile=profile,
+            error=error, profile=profile, profile_fields=inspect.profile_fields(),
+            numeric_ids=SERVED_CONTRACT.user_id_type == "integer",
         )  # fmt: skip
 
     async def bundle_page(request: HttpRequest) -> Response:
@@ -357,13 +374,25 @@ def build_app(inspector: Callable[[], Inspector]) -> Starlette:
     )
 
 
+def parse_id(text: str, id_type: str, field: str) -> int | str:
+    """An id typed into a page, as the dataset contract's id type; a ValueError names the field."""
+    text = text.strip()
+    if id_type == "string":
+        if not text:
+            raise ValueError(f"{field} is empty")
+        return text
+    if not text.isdigit():
+        raise ValueError(f"{field} must be a whole number, got {text!r}")
+    return int(text)
+
+
 def _request_from(params: Any, profile: bool) -> Request:
     """The recommendation request a page query describes (a user, or a composed profile)."""
     k = int(params.get("k") or 10)
     if not 1 <= k <= 100:
         raise ValueError("k must be between 1 and 100")
     if not profile:
-        return Request(int(params["user_id"]), k)
-    items = [int(item) for item in params.getlist("item") if item]
-    features = {name: params[name] for name in ("age_bucket", "gender", "occupation") if params.get(name)}
+        return Request(parse_id(params["user_id"], SERVED_CONTRACT.user_id_type, "user_id"), k)
+    items = [parse_id(item, SERVED_CONTRACT.item_id_type, "item") for item in params.getlist("item") if item]
+    features = {name: params[name] for name in SERVED_CONTRACT.user_segment_columns if params.get(name)}
     return Request(PROFILE_USER, k, items, features or None)

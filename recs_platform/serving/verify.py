@@ -44,8 +44,8 @@ class SmokeRequest:
 def smoke_requests(bundle: ServingBundle, k: int = SMOKE_K) -> list[SmokeRequest]:
     """A known user, an unknown user and every fresh-history path ``bundle`` supports."""
     model = bundle.model
-    known = int(model.user_map.ids[0])
-    unknown = int(model.user_map.ids.max()) + 1
+    known = model.user_map.ids[0].item()
+    unknown = _unknown_user(model.user_map.ids)
     fresh = "model+fresh_history" if model.scores_any_history else "model"
     requests = [
         SmokeRequest("known user", Request(known, k), "model"),
@@ -54,7 +54,7 @@ def smoke_requests(bundle: ServingBundle, k: int = SMOKE_K) -> list[SmokeRequest
     if unseen := _unseen_items(bundle, known):
         requests.append(SmokeRequest("known user with recent items", Request(known, k, unseen), fresh))
     if model.scores_any_history:
-        recent = [int(item) for item in model.item_map.ids[:3]]
+        recent = model.item_map.ids[:3].tolist()
         requests.append(SmokeRequest("unknown user with recent items", Request(unknown, k, recent), fresh))
     if bundle.segment is not None and len(bundle.segment.segment_keys):
         values = [str(value) for value in bundle.segment.segment_keys[0]]
@@ -63,11 +63,16 @@ def smoke_requests(bundle: ServingBundle, k: int = SMOKE_K) -> list[SmokeRequest
     return requests
 
 
-def _unseen_items(bundle: ServingBundle, user_id: int, count: int = 2) -> list[int]:
+def _unknown_user(user_ids: np.ndarray) -> int | str:
+    """An id of the bundle's id type that no user has: one past the largest."""
+    return f"{user_ids.max()}~" if user_ids.dtype.kind == "U" else user_ids.max().item() + 1
+
+
+def _unseen_items(bundle: ServingBundle, user_id: int | str, count: int = 2) -> list[int | str]:
     """Items the model knows but ``user_id`` did not train on: a history that has moved on."""
     model = bundle.model
     trained = model.item_map.ids[model.seen[model.user_map.index([user_id])[0]].indices]
-    return [int(item) for item in model.item_map.ids[~np.isin(model.item_map.ids, trained)][:count]]
+    return model.item_map.ids[~np.isin(model.item_map.ids, trained)][:count].tolist()
 
 
 def problem_with(bundle: ServingBundle, smoke: SmokeRequest, result: Answer) -> str | None:

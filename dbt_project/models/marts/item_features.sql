@@ -1,5 +1,14 @@
--- One row per catalog item with content and popularity features.
--- Items without interactions are kept with n_interactions = 0.
+-- One row per catalog item with the contract's attributes and popularity features; item age
+-- only when the contract declares an item date. Items without interactions are kept with
+-- n_interactions = 0.
+
+{%- set date_column = var('contract')['item_date_column'] %}
+{%- set attributes = [] %}
+{%- for column in contract_columns('items') %}
+    {%- do attributes.append(column.name) %}
+    {%- if column.kind == 'multi' %}{% do attributes.append(column.name ~ '_list') %}{% endif %}
+{%- endfor %}
+{%- if date_column %}{% do attributes.extend(['release_year', 'item_age_days']) %}{% endif %}
 
 with
 
@@ -39,10 +48,16 @@ joined as (
     select
         items.item_id,
         items.title,
-        items.genres,
-        items.genre_list,
+        {%- for column in contract_columns('items') %}
+        items.{{ column.name }},
+        {%- if column.kind == 'multi' %}
+        items.{{ column.name }}_list,
+        {%- endif %}
+        {%- endfor %}
+        {%- if date_column %}
         items.release_year,
-        {{ dbt.datediff('items.release_date', 'reference_time.max_event_ts::date', 'day') }} as item_age_days,
+        {{ dbt.datediff('items.' ~ date_column ~ '::date', 'reference_time.max_event_ts::date', 'day') }} as item_age_days,
+        {%- endif %}
         coalesce(item_activity.n_interactions, 0) as n_interactions,
         coalesce(item_activity.n_users, 0) as n_users,
         item_activity.first_interaction_at
@@ -58,10 +73,9 @@ final as (
     select
         item_id,
         title,
-        genres,
-        genre_list,
-        release_year,
-        item_age_days,
+        {%- for attribute in attributes %}
+        {{ attribute }},
+        {%- endfor %}
         n_interactions,
         n_users,
         row_number() over (order by n_interactions desc, item_id asc) as popularity_rank,

@@ -1,5 +1,7 @@
--- One row per catalog user with activity and demographic features.
--- Users without interactions are kept with n_interactions = 0.
+-- One row per user with activity features from interactions and the attributes the dataset
+-- contract declares (numeric ones with `buckets` also as a `<name>_bucket` band). Catalog users
+-- without interactions are kept with n_interactions = 0. Without a user catalogue (stg_users then
+-- holds the users events mention), the features come from events alone.
 
 with
 
@@ -43,18 +45,12 @@ final as (
         user_activity.last_interaction_at,
         {{ dbt.datediff('user_activity.last_interaction_at', 'reference_time.max_event_ts', 'day') }}
             as days_since_last_interaction,
-        users.age,
-        case
-            when users.age is null then null
-            when users.age < 18 then '<18'
-            when users.age < 25 then '18-24'
-            when users.age < 35 then '25-34'
-            when users.age < 45 then '35-44'
-            when users.age < 55 then '45-54'
-            else '55+'
-        end as age_bucket,
-        users.gender,
-        users.occupation,
+        {%- for column in contract_columns('users') %}
+        users.{{ column.name }},
+        {%- if column.buckets %}
+        {{ contract_bucket('users.' ~ column.name, column.buckets) }} as {{ column.name }}_bucket,
+        {%- endif %}
+        {%- endfor %}
         case
             when coalesce(user_activity.n_interactions, 0) < {{ var('activity_low_max') }} then 'low'
             when user_activity.n_interactions < {{ var('activity_medium_max') }} then 'medium'
