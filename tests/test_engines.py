@@ -119,9 +119,11 @@ def test_a_misspelt_executor_setting_is_rejected(tmp_path, monkeypatch):
         dg.validate_run_config(job)
 
 
-def test_the_engine_is_named_in_one_place(monkeypatch):
+def test_the_engine_is_named_in_one_place(tmp_path, monkeypatch):
     monkeypatch.setenv("RECS_EXECUTOR", "spark")
     with pytest.raises(ValueError, match="RECS_EXECUTOR must be one of multiprocess, dask, k8s"):
-        build_definitions("ci")
+        build_definitions("ci", tmp_path)
     monkeypatch.delenv("RECS_EXECUTOR")
-    assert build_definitions("ci").resolve_job_def("recs_pipeline").executor_def.name == "multi_or_in_process_executor"
+    defs = build_definitions("ci", tmp_path)
+    assert defs.resolve_job_def("recs_pipeline").executor_def.name == "multi_or_in_process_executor"
+    assert "io_manager" not in defs.resources  # in-process runs keep outputs in memory, as before
