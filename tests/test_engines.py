@@ -17,6 +17,7 @@ import assets.executors
 from assets.definitions import build_definitions
 from assets.executors import engine_config
 from recs_platform.data import synthetic, warehouse
+from recs_platform.data.contract import contract_for_home
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.settings import PlatformPaths
 
@@ -51,7 +52,7 @@ def prepare_dataset(defs: dg.Definitions, instance: dg.DagsterInstance, home: Pa
     """Raw layer, dbt models (their tests left out, for time) and the validated dataset, in-process;
     the dataset lands in the shared step storage, where the Dask run reads it."""
     with warehouse.connect(PlatformPaths(home).warehouse) as connection:
-        ingest_landing(connection, PlatformPaths(home).landing, kinds=("events",))
+        ingest_landing(connection, PlatformPaths(home).landing, kinds=("events",), contract=contract_for_home(home))
     ingested = dg.AssetSelection.assets(["raw", "events"], ["raw", "served_impressions"], "landing_zone")
     upstream = (dg.AssetSelection.assets("dataset").upstream() - ingested).resolve(defs.resolve_asset_graph())
     job = defs.resolve_job_def("recs_pipeline").get_subset(asset_selection=upstream, asset_check_selection=set())
@@ -118,9 +119,11 @@ def test_a_misspelt_executor_setting_is_rejected(tmp_path, monkeypatch):
         dg.validate_run_config(job)
 
 
-def test_the_engine_is_named_in_one_place(monkeypatch):
+def test_the_engine_is_named_in_one_place(tmp_path, monkeypatch):
     monkeypatch.setenv("RECS_EXECUTOR", "spark")
     with pytest.raises(ValueError, match="RECS_EXECUTOR must be one of multiprocess, dask, k8s"):
-        build_definitions("ci")
+        build_definitions("ci", tmp_path)
     monkeypatch.delenv("RECS_EXECUTOR")
-    assert build_definitions("ci").resolve_job_def("recs_pipeline").executor_def.name == "multi_or_in_process_executor"
+    defs = build_definitions("ci", tmp_path)
+    assert defs.resolve_job_def("recs_pipeline").executor_def.name == "multi_or_in_process_executor"
+    assert "io_manager" not in defs.resources  # in-process runs keep outputs in memory, as before

@@ -21,6 +21,7 @@ from psycopg2.extras import execute_values
 
 from assets.definitions import build_definitions
 from recs_platform.data import synthetic, warehouse
+from recs_platform.data.contract import default_contract
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.settings import PlatformPaths
 
@@ -105,7 +106,7 @@ def raw_layer_in_duckdb(home: Path) -> Path:
     synthetic.write_to_landing(synthetic.generate(config), PlatformPaths(home).landing)
     path = PlatformPaths(home).warehouse
     with warehouse.connect(path) as connection:
-        ingest_landing(connection, PlatformPaths(home).landing)
+        ingest_landing(connection, PlatformPaths(home).landing, contract=default_contract())
         first_user, first_item, served_at = connection.execute(
             "select user_id, item_id, min(timestamp) from raw.events group by all order by 3 limit 1"
         ).fetchone()
@@ -121,9 +122,20 @@ def raw_layer_in_duckdb(home: Path) -> Path:
     return path
 
 
+def postgres_raw_schema() -> str:
+    """The raw tables of the default contract, with PostgreSQL's name for DuckDB's double."""
+    tables = warehouse.raw_table_columns(default_contract())
+    return "create schema raw;" + "".join(
+        f"create table raw.{table} ("
+        + ", ".join(f'"{name}" {sql_type.replace("double", "double precision")}' for name, sql_type in columns.items())
+        + ");"
+        for table, columns in tables.items()
+    )
+
+
 def copy_raw_layer(duckdb_path: Path, postgres, database: str) -> None:
-    """The raw tables, with the platform's DDL (PostgreSQL spells DuckDB's double as double precision)."""
-    ddl = warehouse.RAW_SCHEMA_SQL.replace("double", "double precision")
+    """The raw tables, row for row."""
+    ddl = postgres_raw_schema()
     with (
         warehouse.connect(duckdb_path, read_only=True) as source,
         closing(postgres.connect(database)) as target,
@@ -132,9 +144,10 @@ def copy_raw_layer(duckdb_path: Path, postgres, database: str) -> None:
     ):
         cursor.execute(ddl)
         for table in RAW_TABLES:
-            rows = source.execute(f"select * from raw.{table}").fetchall()
+            columns = ", ".join(f'"{name}"' for name in warehouse.raw_table_columns(default_contract())[table])
+            rows = source.execute(f"select {columns} from raw.{table}").fetchall()
             if rows:
-                execute_values(cursor, f"insert into raw.{table} values %s", rows)
+                execute_values(cursor, f"insert into raw.{table} ({columns}) values %s", rows)
 
 
 def test_the_dbt_project_builds_on_postgres_with_the_results_it_has_on_duckdb(postgres, tmp_path):
@@ -171,7 +184,7 @@ COMPARED = [
     "select split, user_id, item_id from main.interaction_splits order by 2, 3",
     "select user_id, n_interactions, days_since_last_interaction, age_bucket, activity_level "
     "from main.user_features order by 1",
-    "select item_id, release_year, genre_list, genres, item_age_days, n_interactions, popularity_rank "
+    "select item_id, release_year, genres_list, genres, item_age_days, n_interactions, popularity_rank "
     "from main.item_features order by 1",
     "select user_id, item_sequence, sequence_length from main.user_histories order by 1",
     "select user_id, item_id, n_events, last_value from main.interactions order by 1, 2",
