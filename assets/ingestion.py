@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from assets.resources import RawHealthSettings, StorageResource, WarehouseResource
@@ -132,7 +133,7 @@ def raw_catalogs(storage: StorageResource, warehouse: WarehouseResource) -> Iter
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _contract(connection: object, storage: StorageResource) -> DatasetContract:
+def _contract(connection: duckdb.DuckDBPyConnection, storage: StorageResource) -> DatasetContract:
     """The home's contract, with the raw tables it describes (checked against what exists)."""
     contract = contract_for_home(storage.paths.home)
     ensure_raw_schema(connection, contract)

@@ -550,7 +550,7 @@ def ingest_file(
             "insert or replace into raw.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
             [source, kind, sha, rows_in, reasons.get(None, 0), rows_quarantined, now],
         )
-        if problem is None and kind == "events" and not reasons.get(None) and reasons.get(UNKNOWN_EVENT_TYPE):
+        if problem is None and kind == "events" and reasons.get(UNKNOWN_EVENT_TYPE):
             problem = _event_type_problem(connection, contract)
         connection.execute(f"drop table if exists {STAGING}")
         connection.execute("commit")
@@ -587,7 +587,7 @@ def _stage_file(
     if missing and columns:  # an empty file (no columns known) is just empty
         names = ", ".join(missing)
         reason = f"file has no {names} column"
-        quoted = _raw_texts(records, records.index == records.index)
+        quoted = _raw_texts(records, np.ones(len(records), dtype=bool))
         unparsable += [_quarantined(n, text, reason) for n, text in zip(records.line_number, quoted, strict=True)]
         problem = (
             f"lacks the column {names} that contract {contract.name!r} requires for {kind} (it has "
@@ -598,17 +598,21 @@ def _stage_file(
     return problem, "null"
 
 
-def _event_type_problem(connection: duckdb.DuckDBPyConnection, contract: DatasetContract) -> str:
-    """The sentence for a file none of whose event types the contract declares."""
+def _event_type_problem(connection: duckdb.DuckDBPyConnection, contract: DatasetContract) -> str | None:
+    """The sentence for a file none of whose event types the contract declares (None when some are)."""
+    declared = sorted(contract.event_type_names)
+    known = f"select count(*) from {STAGING} where event_type in ({', '.join('?' * len(declared))})"
+    if connection.execute(known, declared).fetchone()[0]:
+        return None
     found = connection.execute(
         f"select distinct event_type from {STAGING} where reason = ? and event_type is not null "
         "order by event_type limit 5",
         [UNKNOWN_EVENT_TYPE],
     ).fetchall()
     types = ", ".join(repr(t) for (t,) in found) or "none"
-    declared = ", ".join(sorted(contract.event_type_names))
     return (
-        f"none of its event types ({types}) is declared in contract {contract.name!r} (declared: {declared}), "
+        f"none of its event types ({types}) is declared in contract {contract.name!r} "
+        f"(declared: {', '.join(declared)}), "
         f"so no row was loaded; declare them under 'events' in {contract.source or 'the contract'}"
     )
 
