@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 RECOMMENDERS: dict[str, type[Recommender]] = {}
 CONFIG_FILE = "recommender.json"
@@ -53,6 +53,19 @@ class RecommenderParams(BaseModel):
             return cls(**values)
         except ValidationError as error:
             raise InvalidParams(f"{owner}: {describe_errors(error)}") from None
+
+
+class FeatureColumnParams(RecommenderParams):
+    """The side-information columns of recommenders that read the user and item feature tables;
+    absent columns count as missing, and a dataset's contract sets its own (``model_defaults``)."""
+
+    user_features: list[str] = Field(
+        ["age_bucket", "gender", "occupation"], description="Categorical user feature columns."
+    )
+    item_features: list[str] = Field(
+        ["genres_list"],
+        description="Item attribute columns: lists (multi-valued attributes), '|'-separated text or categories.",
+    )
 
 
 def describe_errors(error: ValidationError) -> str:

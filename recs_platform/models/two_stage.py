@@ -61,9 +61,9 @@ import torch
 from pydantic import Field
 
 from recs_platform.models.base import (
+    FeatureColumnParams,
     Logger,
     Recommender,
-    RecommenderParams,
     TrainingData,
     Validator,
     _row_top_k,
@@ -214,7 +214,7 @@ class Explanation:
 class TwoStageRecommender(Recommender):
     """Retrieval from learned recommenders (and an ANN index), then a LambdaRank ranker (see module doc)."""
 
-    class Params(RecommenderParams):
+    class Params(FeatureColumnParams):
         retrievers: dict[str, dict[str, Any]] = Field(
             {"dlae": {}, "item_knn": {}},
             description="Retrieval recommenders that score any history (name: params).",
@@ -230,15 +230,6 @@ class TwoStageRecommender(Recommender):
             "random", description="Labels are each user's newest rows (temporal) or a seeded random share (random)."
         )
         min_label_history: int = Field(5, ge=2, description="Users with fewer rows give no ranker labels.")
-        user_features: list[str] = Field(
-            ["age_bucket", "gender", "occupation"],
-            description="Categorical user columns (absent ones are missing; a dataset's contract sets its own).",
-        )
-        item_features: list[str] = Field(
-            ["genres_list"],
-            description="Item attribute columns behind the affinities: lists, '|'-separated text or categories "
-            "(absent ones are missing; a dataset's contract sets its own).",
-        )
         item_numeric: list[str] = Field(["release_year"], description="Numeric item columns (absent ones are missing).")
         trend_days: float = Field(30.0, gt=0, description="Window of the item popularity trend, in days.")
         recent_items: int = Field(10, ge=1, description="Newest history items behind the recent affinity.")

@@ -16,7 +16,15 @@ import pandas as pd
 import torch
 from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, as_ids, register
+from recs_platform.models.base import (
+    FeatureColumnParams,
+    Logger,
+    Recommender,
+    TrainingData,
+    Validator,
+    as_ids,
+    register,
+)
 from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
@@ -107,16 +115,9 @@ class TwoTowerRecommender(Recommender):
     slot, so they are ranked by their features alone.
     """
 
-    class Params(ScheduleParams):
-        user_features: list[str] = Field(
-            ["age_bucket", "gender", "occupation"],
-            description="Categorical user feature columns of the user tower (a dataset's contract sets its own).",
-        )
-        item_features: list[str] = Field(
-            ["genres_list"],
-            description="Item attribute columns of the item tower, one embedding bag over their values: lists "
-            "(multi-valued attributes), '|'-separated text or categories (a dataset's contract sets its own).",
-        )
+    class Params(ScheduleParams, FeatureColumnParams):
+        """``user_features`` feed the user tower; ``item_features`` one embedding bag of the item tower."""
+
         embedding_dim: int = Field(32, ge=1, description="Width of every id and feature embedding.")
         hidden: int = Field(128, ge=1, description="Hidden units of each tower's MLP.")
         factors: int = Field(64, ge=1, description="Dimensions of the user and item vectors that are dotted.")
