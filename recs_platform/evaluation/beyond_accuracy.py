@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recs_platform.models.base import as_ids
+from recs_platform.models.base import as_ids, plain_id
 
 
 @dataclass(frozen=True)
@@ -124,4 +124,4 @@ def same_first_item(run: pd.DataFrame, share_threshold: float = 0.5) -> SameFirs
     counts = first.value_counts()
     share = float(counts.iloc[0] / len(first))
     top = counts.index[0]
-    return SameFirstItemResult(share >= share_threshold, top.item() if isinstance(top, np.generic) else top, share)
+    return SameFirstItemResult(share >= share_threshold, plain_id(top), share)

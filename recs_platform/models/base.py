@@ -97,6 +97,11 @@ def as_ids(values: Iterable[Any] | np.ndarray) -> np.ndarray:
     return array.astype(str)
 
 
+def plain_id(value: Any) -> int | str:
+    """A numpy or pandas id as the JSON-ready int or str it stands for."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class CannotFit(RuntimeError):
     """The model cannot be fitted within its resources (e.g. a dense item x item matrix over the
     memory budget); the message says why, for the sweep table and the report."""

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recs_platform.data.events import write_landing_file
+from recs_platform.models.base import plain_id
 
 WEEK = pd.Timedelta(days=7)
 
@@ -98,7 +99,7 @@ class Simulator:
         return served
 
     def _ask(self, client: httpx.Client, day: Day, row: tuple) -> ServedRequest:
-        user_id = row.user_id.item() if isinstance(row.user_id, np.generic) else row.user_id  # int or str id
+        user_id = plain_id(row.user_id)
         body = {"user_id": user_id, "k": self.k, "now": row.requested_at.isoformat()}
         response = client.post(f"{self.api_url}/recommend", json=body)
         response.raise_for_status()

@@ -215,11 +215,6 @@ def _answer(
     )
 
 
-def plain_id(item_id: Any) -> int | str:
-    """A numpy or pandas id as the JSON-ready int or str it stands for."""
-    return item_id.item() if isinstance(item_id, np.generic) else item_id
-
-
 def answer_record(
     request_id: str,
     served_by: str,

@@ -38,11 +38,11 @@ from starlette.routing import Route
 
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS, PromotionRefused, promote_challenger
 from recs_platform.experiments import experiments_table
-from recs_platform.models.base import as_ids
+from recs_platform.models.base import as_ids, plain_id
 from recs_platform.models.two_stage import TwoStageRecommender
 from recs_platform.online.store import feature_columns
 from recs_platform.registry import CHAMPION, BundleRefused, ModelRegistry, ServingBundle
-from recs_platform.serving.answer import Answer, Request, answer, plain_id
+from recs_platform.serving.answer import Answer, Request, answer
 from recs_platform.serving.model import ProductionModel
 from recs_platform.serving.schemas import SERVED_CONTRACT
 from recs_platform.settings import PlatformPaths
