@@ -102,6 +102,15 @@ def plain_id(value: Any) -> int | str:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def sorted_row(sorted_ids: np.ndarray, value: int | str) -> int | None:
+    """The row of ``value`` in a sorted id array, or None when it is absent (an id of the other
+    type, a string for integer ids or the reverse, is never present)."""
+    if isinstance(value, str) != (sorted_ids.dtype.kind == "U"):
+        return None
+    row = int(np.searchsorted(sorted_ids, value))
+    return row if row < len(sorted_ids) and sorted_ids[row] == value else None
+
+
 class CannotFit(RuntimeError):
     """The model cannot be fitted within its resources (e.g. a dense item x item matrix over the
     memory budget); the message says why, for the sweep table and the report."""

@@ -21,7 +21,7 @@ import pandas as pd
 
 from recs_platform.data.contract import ID_SQL_TYPES, DatasetContract
 from recs_platform.files import write_json_atomically, write_parquet_atomically
-from recs_platform.models.base import as_ids
+from recs_platform.models.base import as_ids, sorted_row
 from recs_platform.versioning import frame_fingerprint
 
 POINTER = "current.json"
@@ -121,10 +121,8 @@ class OnlineStore:
         return len(self.user_ids)
 
     def get(self, user_id: int | str) -> UserState | None:
-        if isinstance(user_id, str) != (self.user_ids.dtype.kind == "U"):
-            return None  # the other id type is no user of this dataset
-        row = int(np.searchsorted(self.user_ids, user_id))
-        if row >= len(self.user_ids) or self.user_ids[row] != user_id:
+        row = sorted_row(self.user_ids, user_id)
+        if row is None:
             return None
         start, end = self.offsets[row], self.offsets[row + 1]
         return UserState(user_id, self.items[start:end], self.times[start:end], dict(self._feature_rows[row]))

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from recs_platform.models.base import Recommender, as_ids, load_recommender
+from recs_platform.models.base import Recommender, as_ids, load_recommender, sorted_row
 from recs_platform.models.heuristics import SegmentPopularityRecommender
 from recs_platform.models.popularity import PopularityRecommender
 
@@ -105,10 +105,8 @@ class PrecomputedLists:
 
     def get(self, user_id: int | str, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The user's top ``k``, or None when the user has no list or a shorter one than asked."""
-        if isinstance(user_id, str) != (self.user_ids.dtype.kind == "U"):
-            return None
-        row = int(np.searchsorted(self.user_ids, user_id))
-        if row >= len(self.user_ids) or self.user_ids[row] != user_id:
+        row = sorted_row(self.user_ids, user_id)
+        if row is None:
             return None
         start, end = self.offsets[row], self.offsets[row + 1]
         if end - start < k:
