@@ -3,10 +3,14 @@ the shared contract plus small known-answer tests."""
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from helpers_recommenders import RecommenderContract
+from hypothesis import given, settings
 
 from recs_platform.models import (
     RECOMMENDERS,
@@ -19,6 +23,7 @@ from recs_platform.models import (
     Recommender,
     SegmentPopularityRecommender,
 )
+from recs_platform.models.neighbors import keep_top_per_row
 
 
 class TestSegmentPopularity(RecommenderContract):
@@ -224,6 +229,30 @@ def test_item_knn_keeps_the_top_neighbours_per_item() -> None:
     recs = model.recommend([3], k=2)
     assert items_of(recs, 3) == [2, 3]
     np.testing.assert_allclose(recs.score, [expected[0, 1], 0.0], rtol=1e-6)
+
+
+def top_per_row_reference(dense: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k largest nonzero entries, ties to the smaller column, by sorting in Python."""
+    kept = np.zeros_like(dense)
+    for row, values in enumerate(dense):
+        for col in sorted(np.flatnonzero(values), key=lambda c: (-values[c], c))[:k]:
+            kept[row, col] = values[col]
+    return kept
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dense=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, max_side=12),
+        elements=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0]),
+    ),
+    k=st.integers(1, 6),
+)
+def test_keep_top_per_row_matches_a_sorting_reference(dense: np.ndarray, k: int) -> None:
+    kept = keep_top_per_row(sp.csr_matrix(dense), k)
+    np.testing.assert_array_equal(kept.toarray(), top_per_row_reference(dense, k))
+    assert kept.has_sorted_indices
 
 
 # -- EASE -----------------------------------------------------------------------------------------

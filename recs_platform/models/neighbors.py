@@ -31,11 +31,25 @@ from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """The ``k`` largest entries of each row (ties by smaller column), the rest dropped."""
+    """The ``k`` largest entries of each row (ties by smaller column), the rest dropped.
+
+    One partition per row longer than ``k``: sorting every entry (a 10k-item similarity holds
+    about 17M) took seconds where this takes a fraction of one.
+    """
+    matrix = matrix.copy()
+    matrix.sort_indices()
+    keep = np.ones(matrix.nnz, dtype=bool)
+    for row in np.flatnonzero(np.diff(matrix.indptr) > k):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        values = matrix.data[start:end]
+        threshold = np.partition(values, len(values) - k)[len(values) - k]
+        row_keep = values > threshold
+        ties = np.flatnonzero(values == threshold)[: k - np.count_nonzero(row_keep)]
+        row_keep[ties] = True
+        keep[start:end] = row_keep
     rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    order = np.lexsort((matrix.indices, -matrix.data, rows))  # rows stay in CSR order
-    keep = order[np.arange(len(order)) - matrix.indptr[rows] < k]
-    return sp.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=matrix.shape[0]))])
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
 
 class ItemToItemRecommender(Recommender):
