@@ -1,11 +1,16 @@
 """The whole graph (ingestion through deployment, in-process, in a temporary home) on synthetic data
 of a chosen shape: wall time, peak RSS and seconds per stage.
 
-    python bench/pipeline_scale.py --shapes 100k 1m [10m] [--max-rss-gib 16]
+    python bench/pipeline_scale.py --shapes 100k 1m [10m] [--max-rss-gib 16] [--executor multiprocess]
 
 Each shape runs in its own child process, so each peak RSS is its own (dbt runs as a grandchild;
 its peak is reported apart). A watchdog stops a child whose process tree passes ``--max-rss-gib``,
 so the benchmark never takes the shared machine down. Prints a markdown table for docs/benchmarks.md.
+
+``--executor in_process`` (the default) runs every step in one process, one after another, as
+``recs-platform run`` does; ``multiprocess`` runs the pipeline job as a run launched from the
+Dagster UI or a sensor does, with Dagster's multiprocess executor on a persistent instance in the
+temporary home (steps in parallel subprocesses; the peak RSS is then the process tree's).
 """
 
 from __future__ import annotations
@@ -30,7 +35,30 @@ SHAPES = {
 }
 
 
-def run_shape(shape: str) -> dict:
+def pipeline_job():
+    """The pipeline job of the home in ``RECS_HOME``, rebuilt by every step's subprocess."""
+    from assets.automation import pipeline_job as job
+    from assets.definitions import build_definitions
+
+    return build_definitions("dev").resolve_job_def(job.name)
+
+
+def failed_steps(events) -> list[str]:
+    return [event.step_key for event in events if event.event_type_value == "STEP_FAILURE"]
+
+
+def run_pipeline(defs, instance, executor: str) -> tuple[str, bool, list[str]]:
+    """The pipeline run's id, success and failed step keys."""
+    import dagster as dg
+
+    if executor == "multiprocess":
+        with dg.execute_job(dg.reconstructable(pipeline_job), instance=instance) as result:
+            return result.run_id, result.success, failed_steps(result.all_events)
+    result = defs.resolve_job_def("recs_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+    return result.run_id, result.success, failed_steps(result.all_events)
+
+
+def run_shape(shape: str, executor: str) -> dict:
     """Generate, land, ingest and materialise the whole graph for ``shape``; runs in the child."""
     import dagster as dg
 
@@ -50,21 +78,27 @@ def run_shape(shape: str) -> dict:
         del synthetic
         stages["generate + land"] = time.perf_counter() - began
         defs = build_definitions("dev", home)
-        instance = dg.DagsterInstance.ephemeral()
+        if executor == "multiprocess":
+            (home / "dagster").mkdir()
+            instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+        else:
+            instance = dg.DagsterInstance.ephemeral()
         started = time.perf_counter()
         ingestion = ingest_landed(defs, instance, PlatformPaths(home))
         stages["ingest_events"] = time.perf_counter() - started
-        result = defs.resolve_job_def("recs_pipeline").execute_in_process(instance=instance, raise_on_error=False)
-        for stats in instance.get_run_step_stats(result.run_id):
+        started = time.perf_counter()
+        run_id, success, failed = run_pipeline(defs, instance, executor)
+        stages["pipeline run (wall)"] = time.perf_counter() - started
+        for stats in instance.get_run_step_stats(run_id):
             name = stats.step_key.split("[")[0]
             stages[name] = stages.get(name, 0.0) + stats.end_time - stats.start_time
-        failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
         return {
             "shape": shape,
+            "executor": executor,
             "events": n_events,
             "items": n_items,
             "users": n_users,
-            "success": bool(ingestion and ingestion.success and result.success),
+            "success": bool(ingestion and ingestion.success and success),
             "failed_steps": failed,
             "wall_s": time.perf_counter() - began,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -88,10 +122,10 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def run_child(shape: str, max_rss_gib: float) -> dict:
+def run_child(shape: str, max_rss_gib: float, executor: str) -> dict:
     """``shape`` in a child process, stopped by the watchdog past ``max_rss_gib``."""
     child = subprocess.Popen(
-        [sys.executable, __file__, "--child", shape],
+        [sys.executable, __file__, "--child", shape, "--executor", executor],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -118,16 +152,17 @@ def run_child(shape: str, max_rss_gib: float) -> dict:
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| shape | events | items | users | success | wall s | peak RSS MiB (graph process)"
+        "| shape | executor | events | items | users | success | wall s | peak RSS MiB (graph process)"
         " | peak RSS MiB (process tree, sampled 1 s) | 1-min load average at start, end |",
-        "|---|--:|--:|--:|---|--:|--:|--:|--:|",
+        "|---|---|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['shape']} | | | | no: {r['error']} | | | {r['tree_peak_mib']:,.0f} | |")
+            lines.append(f"| {r['shape']} | | | | | no: {r['error']} | | | {r['tree_peak_mib']:,.0f} | |")
             continue
         lines.append(
-            f"| {r['shape']} | {r['events']:,} | {r['items']:,} | {r['users']:,} | {r['success']} | {r['wall_s']:.1f}"
+            f"| {r['shape']} | {r['executor']} | {r['events']:,} | {r['items']:,} | {r['users']:,}"
+            f" | {r['success']} | {r['wall_s']:.1f}"
             f" | {r['peak_rss_mib']:,.0f} | {r['tree_peak_mib']:,.0f}"
             f" | {r['load_average'][0]:.1f}, {r['load_average'][1]:.1f} |"
         )
@@ -148,14 +183,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=["100k"])
     parser.add_argument("--max-rss-gib", type=float, default=16.0, help="watchdog limit for one shape's processes")
+    parser.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process")
     parser.add_argument("--child", choices=sorted(SHAPES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_shape(args.child)))
+        print(json.dumps(run_shape(args.child, args.executor)))
         return
     results = []
     for shape in args.shapes:
-        results.append(run_child(shape, args.max_rss_gib))
+        results.append(run_child(shape, args.max_rss_gib, args.executor))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(markdown(results))
 
