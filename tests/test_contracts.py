@@ -85,7 +85,8 @@ def test_the_generator_emits_any_contracts_shape() -> None:
 # -- the whole graph on three shapes -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["shop", "tracks", "movielens"])
+# The MovieLens contract's graph runs in test_pipeline.py (real data) and test_online_loop.py.
+@pytest.fixture(scope="module", params=["shop", "tracks"])
 def deployed_home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """Synthetic data in the contract's shape, landed and run through the whole graph."""
     name = request.param

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from helpers_recommenders import RecommenderContract
 
 from recs_platform.evaluation.evaluate import evaluate
@@ -141,6 +142,34 @@ def test_bpr_learns_block_structure() -> None:
     # A popularity model cannot separate the clusters: every user gets the same global list.
     popularity = PopularityRecommender().fit(train)
     assert evaluate(popularity, held_out, k=3).summary["recall@3"] < result.summary["recall@3"]
+
+
+def test_bpr_with_sparse_updates_learns_block_structure() -> None:
+    train, held_out = block_dataset()
+    model = BPRRecommender(factors=8, epochs=20, batch_size=64, learning_rate=0.02, seed=1, sparse_updates=True)
+    model.fit(train)
+    assert evaluate(model, held_out, k=3).summary["recall@3"] >= 0.9
+
+
+def test_bpr_sparse_updates_leave_rows_outside_the_batch_unchanged() -> None:
+    train, _ = block_dataset()
+    model = BPRRecommender(factors=8, epochs=1, batch_size=64, seed=1, sparse_updates=True).fit(train)
+    before = model._state()
+    matrix = model.seen.tocsr()
+    users, positives = matrix.nonzero()
+    batch = users < 20  # one step over the first cluster's users only
+    model.params = model.params.model_copy(update={"batch_size": int(batch.sum())})
+    model._train_epoch(
+        matrix,
+        sp.csr_matrix(matrix.shape),
+        users[batch],
+        positives[batch],
+        model._optimizer(),
+        np.random.default_rng(0),
+    )
+    after = model._state()
+    np.testing.assert_array_equal(after["user_factors"][20:], before["user_factors"][20:])
+    assert not np.allclose(after["user_factors"][:20], before["user_factors"][:20])
 
 
 def test_bpr_early_stopping_records_best_validation_score() -> None:

@@ -14,6 +14,7 @@ from helpers_recommenders import RecommenderContract
 
 from recs_platform.evaluation.report import ModelScores
 from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender
+from recs_platform.models.base import CannotFit
 from recs_platform.models.two_stage import ann_index, split_for_ranker
 from recs_platform.online.store import OnlineStore, UserState
 from recs_platform.registry.bundle import ServingBundle, write_bundle
@@ -188,6 +189,14 @@ def test_missing_catalogue_columns_are_tolerated(data) -> None:
     ranked = model.recommend([0, 1], k=3)
     assert len(ranked) == 6
     assert model.features(model.offline_inputs(0), [1, 2])[["affinity_mean", "user_age_bucket"]].isna().all().all()
+
+
+def test_more_candidate_rows_than_the_budget_is_a_reason_not_a_fit(data) -> None:
+    train, _, _ = data
+    n_users = train.user_id.nunique()
+    model = TwoStageRecommender(**{**FEATURED, "candidates": 10, "max_candidate_rows": n_users * 2 * 10 - 1})
+    with pytest.raises(CannotFit, match=rf"{n_users:,} users x 2 sources x 10 candidates"):
+        model.fit(train)
 
 
 def test_feature_importance_and_contributions(model: TwoStageRecommender) -> None:

@@ -30,6 +30,11 @@ class BPRRecommender(Recommender):
         ignored_negatives: float = Field(
             0.0, ge=0, le=1, description="Share of negatives drawn from served items the user did not consume."
         )
+        sparse_updates: bool = Field(
+            False,
+            description="Update only the rows a batch touches (sparse gradients, SparseAdam, weight_decay as an L2"
+            " penalty on those rows): a step costs what its batch holds rather than every user and item vector.",
+        )
 
     name = "bpr"
 
@@ -39,24 +44,28 @@ class BPRRecommender(Recommender):
         rng = np.random.default_rng(params.seed)
         torch.manual_seed(params.seed)
         n_users, n_items = matrix.shape
-        self.user_factors = torch.nn.Embedding(n_users, params.factors)
-        self.item_factors = torch.nn.Embedding(n_items, params.factors)
-        self.item_bias = torch.nn.Embedding(n_items, 1)
+        sparse = params.sparse_updates
+        self.user_factors = torch.nn.Embedding(n_users, params.factors, sparse=sparse)
+        self.item_factors = torch.nn.Embedding(n_items, params.factors, sparse=sparse)
+        self.item_bias = torch.nn.Embedding(n_items, 1, sparse=sparse)
         for table in (self.user_factors, self.item_factors):
             torch.nn.init.normal_(table.weight, std=0.1)
         torch.nn.init.zeros_(self.item_bias.weight)
-        modules = [self.user_factors, self.item_factors, self.item_bias]
-        optimizer = torch.optim.Adam(
-            [p for m in modules for p in m.parameters()],
-            lr=params.learning_rate,
-            weight_decay=params.weight_decay,
-        )
+        optimizer = self._optimizer()
         users, positives = matrix.nonzero()
         ignored = self._ignored_matrix(data)
         if ignored.nnz:
             users_with = int((np.diff(ignored.indptr) > 0).sum())
             log(f"{self.name}: {ignored.nnz} served-but-ignored items as negatives for {users_with} users")
         train_epochs(self, lambda: self._train_epoch(matrix, ignored, users, positives, optimizer, rng), validate, log)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """Adam over every parameter, or, with ``sparse_updates``, SparseAdam over the batch's rows
+        (dense Adam touches all users x factors every step: 78 s per epoch at 1M rows, 200k users)."""
+        weights = [table.weight for table in (self.user_factors, self.item_factors, self.item_bias)]
+        if self.params.sparse_updates:
+            return torch.optim.SparseAdam(weights, lr=self.params.learning_rate)
+        return torch.optim.Adam(weights, lr=self.params.learning_rate, weight_decay=self.params.weight_decay)
 
     def _ignored_matrix(self, data: TrainingData) -> sp.csr_matrix:
         """Users x items, 1 where the user was served the item and ignored it (when used at all)."""
@@ -85,12 +94,22 @@ class BPRRecommender(Recommender):
             i = torch.from_numpy(positives[batch])
             j = torch.from_numpy(negatives[start : start + batch_size])
             margin = self._pair_score(u, i) - self._pair_score(u, j)
-            loss = -torch.nn.functional.logsigmoid(margin).mean()
+            loss = -torch.nn.functional.logsigmoid(margin).mean() + self._batch_penalty(u, i, j)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
         return total / len(order)
+
+    def _batch_penalty(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """With sparse updates, weight_decay is an L2 penalty on the rows the batch uses (as in
+        Rendle's BPR); dense Adam applies it to every parameter itself."""
+        if not self.params.sparse_updates:
+            return torch.zeros(())
+        rows = (self.user_factors(users), self.item_factors(positives), self.item_factors(negatives))
+        biases = (self.item_bias(positives), self.item_bias(negatives))
+        squares = sum(row.pow(2).sum() for row in (*rows, *biases))
+        return self.params.weight_decay * squares / len(users)
 
     @staticmethod
     def _sample_negatives(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:

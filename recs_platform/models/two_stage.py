@@ -61,6 +61,7 @@ import torch
 from pydantic import Field
 
 from recs_platform.models.base import (
+    CannotFit,
     FeatureColumnParams,
     Logger,
     Recommender,
@@ -240,12 +241,19 @@ class TwoStageRecommender(Recommender):
         truncation: int = Field(20, ge=1, description="LambdaRank truncation level (positions that get gradients).")
         threads: int = Field(2, ge=1, description="Threads for training the ranker.")
         seed: int = Field(0, description="Seed of the ranker and the two-tower.")
+        max_candidate_rows: int = Field(
+            20_000_000,
+            ge=1,
+            description="Most candidate rows (users x sources x candidates) the ranker may build features for and"
+            " score in one evaluation; above it the model is not fitted (CannotFit, with the count).",
+        )
 
     name = "two_stage"
 
     # -- training ------------------------------------------------------------------------
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         params = self.params
+        self._check_candidate_rows(data.matrix.shape[0])
         self.columns = self._feature_columns()
         rows = data.interactions.assign(seconds=_seconds(data.interactions))
         item_table = _aligned(data.items, "item_id", self.item_map.ids)
@@ -266,6 +274,17 @@ class TwoStageRecommender(Recommender):
         self.histories = Histories.of(rows, len(self.user_map))
         self.user_codes = self.snapshot.user_codes(user_table)
         self.metadata["feature_importance"] = self.feature_importance()
+
+    def _check_candidate_rows(self, n_users: int) -> None:
+        """Every user's candidates get ranker features and a LightGBM score; past the budget that
+        is hours and tens of GiB on one machine, so the sweep reports why rather than trying."""
+        sources = len(self.params.retrievers) + (self.params.ann_two_tower is not None)
+        needed = n_users * sources * self.params.candidates
+        if needed > self.params.max_candidate_rows:
+            raise CannotFit(
+                f"two_stage would rank {needed:,} candidate rows ({n_users:,} users x {sources} sources x"
+                f" {self.params.candidates} candidates), over max_candidate_rows {self.params.max_candidate_rows:,}"
+            )
 
     def _feature_columns(self) -> FeatureColumns:
         p = self.params
