@@ -93,23 +93,23 @@ class BPRRecommender(Recommender):
             u = torch.from_numpy(users[batch])
             i = torch.from_numpy(positives[batch])
             j = torch.from_numpy(negatives[start : start + batch_size])
-            margin = self._pair_score(u, i) - self._pair_score(u, j)
-            loss = -torch.nn.functional.logsigmoid(margin).mean() + self._batch_penalty(u, i, j)
+            positive, positive_rows = self._pair_score(u, i)
+            negative, negative_rows = self._pair_score(u, j)
+            loss = -torch.nn.functional.logsigmoid(positive - negative).mean()
+            loss = loss + self._batch_penalty(positive_rows + negative_rows[1:], len(batch))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
         return total / len(order)
 
-    def _batch_penalty(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        """With sparse updates, weight_decay is an L2 penalty on the rows the batch uses (as in
-        Rendle's BPR); dense Adam applies it to every parameter itself."""
+    def _batch_penalty(self, rows: tuple[torch.Tensor, ...], batch_size: int) -> torch.Tensor:
+        """With sparse updates, weight_decay is an L2 penalty on the rows the batch looked up (user,
+        positive and negative vectors and biases, as in Rendle's BPR); dense Adam applies it to
+        every parameter itself."""
         if not self.params.sparse_updates:
             return torch.zeros(())
-        rows = (self.user_factors(users), self.item_factors(positives), self.item_factors(negatives))
-        biases = (self.item_bias(positives), self.item_bias(negatives))
-        squares = sum(row.pow(2).sum() for row in (*rows, *biases))
-        return self.params.weight_decay * squares / len(users)
+        return self.params.weight_decay * sum(row.pow(2).sum() for row in rows) / batch_size
 
     @staticmethod
     def _sample_negatives(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -133,9 +133,12 @@ class BPRRecommender(Recommender):
         picks = ignored.indptr[users[chosen]] + (rng.random(int(chosen.sum())) * counts[chosen]).astype(np.int64)
         negatives[chosen] = ignored.indices[picks]
 
-    def _pair_score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        dot = (self.user_factors(users) * self.item_factors(items)).sum(dim=1)
-        return dot + self.item_bias(items).squeeze(1)
+    def _pair_score(
+        self, users: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """x_ui for each pair, and the user, item and bias rows it looked up (for the penalty)."""
+        user_rows, item_rows, bias_rows = self.user_factors(users), self.item_factors(items), self.item_bias(items)
+        return (user_rows * item_rows).sum(dim=1) + bias_rows.squeeze(1), (user_rows, item_rows, bias_rows)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         with torch.no_grad():
