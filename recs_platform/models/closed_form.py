@@ -23,6 +23,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from recs_platform.models.heuristics import item_counts
+
 
 def fingerprint(matrix: sp.csr_matrix) -> str:
     """A digest of a binary CSR matrix's shape and pattern: equal digests, equal matrices."""
@@ -30,11 +32,6 @@ def fingerprint(matrix: sp.csr_matrix) -> str:
     digest.update(np.ascontiguousarray(matrix.indptr).tobytes())
     digest.update(np.ascontiguousarray(matrix.indices).tobytes())
     return digest.hexdigest()
-
-
-def item_support(matrix: sp.csr_matrix) -> np.ndarray:
-    """Users per item, ``diag(XᵀX)`` of a binary matrix, as float64."""
-    return np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float64)
 
 
 def dense_bytes(n_items: int, n_users: int) -> int:
@@ -56,7 +53,7 @@ class RidgeSolver:
 
     def __init__(self, matrix: sp.csr_matrix, share: bool) -> None:
         self.matrix = matrix.astype(np.float64).tocsr()
-        self.support = item_support(matrix)
+        self.support = item_counts(matrix).astype(np.float64)  # diag(XᵀX) of the binary matrix
         self.share = share
         self.dual = matrix.shape[0] < matrix.shape[1]
         self._gram: np.ndarray | None = None

@@ -26,7 +26,7 @@ from recs_platform.models.base import (
     Validator,
     register,
 )
-from recs_platform.models.closed_form import RidgeSolver, dense_bytes, fingerprint, item_support
+from recs_platform.models.closed_form import RidgeSolver, dense_bytes, fingerprint
 from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
 
 
@@ -176,7 +176,7 @@ class EASERecommender(ItemToItemRecommender):
         if not self.params.prune_to_fit:
             raise CannotFit(reason)
         keep = max_items_within(budget, n_users)
-        self.kept_items = np.sort(np.argsort(-item_support(matrix), kind="stable")[:keep])
+        self.kept_items = np.sort(np.argsort(-item_counts(matrix), kind="stable")[:keep])
         pruned = 1.0 - keep / n_items
         self.metadata.update(pruned_item_share=round(pruned, 4), kept_items=keep, pruned_because=reason)
         log(f"{self.name}: {reason}; kept the {keep:,} most-supported items ({pruned:.1%} of the catalogue pruned)")
