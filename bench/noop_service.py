@@ -3,10 +3,13 @@
 ``bench/serving_throughput.py`` serves it beside the real service, with the same service settings,
 and drives both with the same requests. It validates the same request model and returns a response
 of the same shape (``k`` items with titles and scores) without looking at any model or state.
+Like the real endpoint it is async (answered on the event loop, not in BentoML's thread pool) and
+runs with the same framework fix (``recs_platform.serving.framework``).
 """
 
 import bentoml
 
+from recs_platform.serving.framework import cancel_request_timers
 from recs_platform.serving.schemas import (
     RecentItems,
     RecommendedItem,
@@ -17,11 +20,13 @@ from recs_platform.serving.schemas import (
     UserId,
 )
 
+cancel_request_timers()  # the framework as the real service runs it
+
 
 @bentoml.service(name="recs-noop", traffic={"timeout": 60})
 class NoopService:
     @bentoml.api
-    def recommend(
+    async def recommend(
         self,
         user_id: UserId,
         k: TopK = 10,

@@ -12,7 +12,6 @@ a landed file is complete and never changes afterwards.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -20,6 +19,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class ServingLogWriter:
 
     def append(self, record: dict[str, Any]) -> None:
         try:
-            line = json.dumps(record, separators=(",", ":"), default=str)
+            # orjson: a tenth of json.dumps' time, and this runs once per served request.
+            line = orjson.dumps(record, default=str).decode()
         except (TypeError, ValueError):
             logger.exception("unserialisable serving log record %s", record.get("request_id"))
             self.failed += 1

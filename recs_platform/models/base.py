@@ -158,9 +158,17 @@ class IdMap:
         return np.where(whole, numeric.fillna(0).to_numpy(), np.iinfo(np.int64).min).astype(np.int64)
 
     def contains(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
+        return self.rows(ids) >= 0
+
+    def rows(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """The index of each id, -1 where the map does not hold it."""
         ids = self.coerce(ids)
         position = np.searchsorted(self.ids, ids).clip(max=max(len(self.ids) - 1, 0))
-        return (len(self.ids) > 0) & (self.ids[position] == ids)
+        return np.where((len(self.ids) > 0) & (self.ids[position] == ids), position, -1)
+
+    def row(self, value: int | str) -> int | None:
+        """The index of one id, or None: a serving request's lookup, without the array calls of ``rows``."""
+        return sorted_row(self.ids, value)
 
     def index(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
         ids = self.coerce(ids)
@@ -323,14 +331,24 @@ class Recommender(ABC):
         if k <= 0:
             raise ValueError("k must be positive")
         self._require_fitted()
-        index = self.user_map.index([user_id])
-        scores = np.asarray(self._score(index), dtype=np.float64)[0]
-        scores[self.seen_items(index[0])] = -np.inf
+        row = self.user_map.row(user_id)
+        if row is None:
+            raise KeyError(f"unknown ids: {[user_id]}")
+        scores = np.asarray(self._score(np.array([row])), dtype=np.float64)[0]
+        scores[self.seen_items(row)] = -np.inf
         return self._best(scores, k)
 
     def seen_items(self, user_index: int) -> np.ndarray:
         """Item indices of one user's training interactions (the CSR row, read without scipy's indexing)."""
         return self.seen.indices[self.seen.indptr[user_index] : self.seen.indptr[user_index + 1]]
+
+    def unseen_known(self, user_row: int, item_ids: np.ndarray) -> np.ndarray:
+        """Which of ``item_ids`` the model knows but the user at ``user_row`` did not train on:
+        what a history has that the model's own list for the user does not use."""
+        rows = self.item_map.rows(item_ids)
+        seen = np.zeros(len(self.item_map) + 1, dtype=bool)  # the extra last slot answers row -1
+        seen[self.seen_items(user_row)] = True
+        return (rows >= 0) & ~seen[rows]
 
     def _best(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Item ids and scores of the top ``k`` of one score row; -inf (masked) items are dropped."""
@@ -372,16 +390,17 @@ class Recommender(ABC):
         if k <= 0:
             raise ValueError("k must be positive")
         self._require_fitted()
-        history = self.item_map.coerce(history)
-        scores = np.asarray(self._score_histories([self._known_items(history)]), dtype=np.float64)[0]
-        masked = self._known_items(np.concatenate([history, self.item_map.coerce(list(exclude))]))
-        scores[masked] = -np.inf
+        known = self._known_items(history)
+        scores = np.asarray(self._score_histories([known]), dtype=np.float64)[0]
+        scores[known] = -np.inf
+        if excluded := list(exclude):
+            scores[self._known_items(excluded)] = -np.inf
         return self._best(scores, k)
 
-    def _known_items(self, item_ids: np.ndarray) -> np.ndarray:
+    def _known_items(self, item_ids: Iterable[Any] | np.ndarray) -> np.ndarray:
         """Indices of the known ones among ``item_ids``, in their order."""
-        item_ids = self.item_map.coerce(item_ids)
-        return self.item_map.index(item_ids[self.item_map.contains(item_ids)])
+        rows = self.item_map.rows(item_ids)
+        return rows[rows >= 0]
 
     def history_matrix(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
         """Binary rows x items matrix of item-index histories, the same encoding as ``seen``."""

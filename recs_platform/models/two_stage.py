@@ -402,7 +402,7 @@ class TwoStageRecommender(Recommender):
         history = as_ids(history)
         known = self.item_map.contains(history)
         codes = self.snapshot.user_codes(pd.DataFrame([dict(features)]))[0]
-        user_index = int(self.user_map.index([user_id])[0]) if self.known_users([user_id])[0] else None
+        user_index = self.user_map.row(user_id)
         times = epoch_seconds(np.asarray(history_times)[known]) if known.any() else np.zeros(0)
         return UserInputs(self.item_map.index(history[known]), times, codes, now, user_index)
 

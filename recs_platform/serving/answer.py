@@ -84,8 +84,9 @@ def answer(
         ranked = _two_stage(model, request, state, history, history_source, features)
         if ranked is not None:
             return ranked
-    if model.known_users([request.user_id])[0]:
-        return _known_user(bundle, request, history, history_source, features, precomputed)
+    user_row = model.user_map.row(request.user_id)
+    if user_row is not None:
+        return _known_user(bundle, request, user_row, history, history_source, features, precomputed)
     if model.scores_any_history and model.item_map.contains(history).any():
         items, scores = model.recommend_for_history(history, request.k)
         return _answer(items, scores, "model+fresh_history", history_source, history, features)
@@ -98,19 +99,19 @@ def answer(
 def _known_user(
     bundle: ServingBundle,
     request: Request,
+    user_row: int,
     history: np.ndarray,
     history_source: str,
     features: dict[str, Any],
     precomputed: PrecomputedLists | None,
 ) -> Answer:
     model = bundle.model
-    trained = model.item_map.ids[model.seen_items(model.user_map.index([request.user_id])[0])]
-    fresh = model.item_map.contains(history) & ~np.isin(history, trained)
-    if fresh.any() and model.scores_any_history:
+    fresh = bool(len(history)) and model.unseen_known(user_row, history).any()
+    if fresh and model.scores_any_history:
         items, scores = model.recommend_for_history(history, request.k)
         return _answer(items, scores, "model+fresh_history", history_source, history, features)
-    if fresh.any() or not len(history):
-        history, history_source = np.sort(trained), "training"  # what the answer really uses
+    if fresh or not len(history):
+        history, history_source = _trained(model, user_row), "training"  # what the answer really uses
     # Nothing new the model can use: its list for this user is the one it learned.
     listed = precomputed.get(request.user_id, request.k) if precomputed is not None else None
     if listed is not None:
@@ -150,30 +151,28 @@ def _two_stage(
 ) -> Answer | None:
     """Retrieve and rank at the request's time from the user's current history, or None for a user
     the model does not know and whose history has no item it knows (the usual fallbacks answer)."""
-    known_user = bool(model.known_users([request.user_id])[0])
-    if not known_user and not model.item_map.contains(history).any():
+    user_row = model.user_map.row(request.user_id)
+    if user_row is None and not model.item_map.contains(history).any():
         return None
     now = request.now or datetime.now(UTC)
     seconds = float(int(now.timestamp()))
-    if known_user and not len(history):
-        index = int(model.user_map.index([request.user_id])[0])
-        user, history_source = model.offline_inputs(index, seconds), "training"
+    if user_row is not None and not len(history):
+        user, history_source = model.offline_inputs(user_row, seconds), "training"
         history = np.sort(model.item_map.ids[user.history])
         fresh = False
     else:
         times = _history_times(state, history, now)
         user = model.serving_inputs(request.user_id, history, times, features, seconds)
-        new = model.item_map.contains(history) & ~np.isin(history, _trained(model, request)) if known_user else None
-        fresh = new is None or bool(new.any())
+        fresh = user_row is None or bool(model.unseen_known(user_row, history).any())
     ranked = model.rank_for_user(user, request.k, exclude=history)
     source = "model+fresh_history" if fresh else "model"
     result = _answer(ranked.item_ids, ranked.scores, source, history_source, history, features, path="online")
     return replace(result, ranker_features=ranked.features)
 
 
-def _trained(model: Recommender, request: Request) -> np.ndarray:
-    """The items ``model`` trained on for a user it knows."""
-    return model.item_map.ids[model.seen[model.user_map.index([request.user_id])[0]].indices]
+def _trained(model: Recommender, user_row: int) -> np.ndarray:
+    """The items ``model`` trained on for the user at ``user_row``, in id order."""
+    return model.item_map.ids[np.sort(model.seen_items(user_row))]  # the map's indices follow id order
 
 
 def _history_times(state: UserState | None, history: np.ndarray, now: datetime) -> np.ndarray:

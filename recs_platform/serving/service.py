@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from recs_platform.data.serving_log import SHOWN, ServingLogWriter
 from recs_platform.serving.answer import Request, answer, answer_record
 from recs_platform.serving.contract import JsonBodiesOnly, PublishedSpec, published_spec
+from recs_platform.serving.framework import cancel_request_timers
 from recs_platform.serving.health import ReadinessMiddleware, StatusFile, metrics_text
 from recs_platform.serving.inspect import AdminSettings, Inspector, build_app
 from recs_platform.serving.model import ProductionModel, ServingHealth, production_registry
@@ -36,6 +37,8 @@ from recs_platform.serving.shadow import ShadowMirror
 from recs_platform.settings import PlatformPaths
 
 DEFAULT_LOG_ROTATE_S = 60.0
+
+cancel_request_timers()
 
 
 inspect_app = build_app(lambda: bentoml.get_current_service().inspector)
@@ -80,8 +83,10 @@ class RecommenderService:
         failures, and the serving log's counters."""
         return content + metrics_text(self.production.health(), self.serving_log)
 
+    # async, though nothing is awaited: BentoML runs a sync method in a thread pool, and on 2 cores
+    # the hop and the GIL handoff per request cost more than the answer itself (docs/benchmarks.md).
     @bentoml.api
-    def recommend(
+    async def recommend(
         self,
         user_id: UserId,
         k: TopK = 10,

@@ -70,9 +70,8 @@ def _unknown_user(user_ids: np.ndarray) -> int | str:
 
 def _unseen_items(bundle: ServingBundle, user_id: int | str, count: int = 2) -> list[int | str]:
     """Items the model knows but ``user_id`` did not train on: a history that has moved on."""
-    model = bundle.model
-    trained = model.item_map.ids[model.seen[model.user_map.index([user_id])[0]].indices]
-    return model.item_map.ids[~np.isin(model.item_map.ids, trained)][:count].tolist()
+    model, items = bundle.model, bundle.model.item_map.ids
+    return items[model.unseen_known(model.user_map.row(user_id), items)][:count].tolist()
 
 
 def problem_with(bundle: ServingBundle, smoke: SmokeRequest, result: Answer) -> str | None:
