@@ -80,10 +80,11 @@ def describe_errors(error: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Validator:
-    """Held-out scoring during ``fit``: ``score()`` returns ``metric`` of the model being fitted."""
+    """Held-out scoring during ``fit``: ``summary()`` returns every metric at ``metric``'s cutoff
+    for the model being fitted, and ``metric`` is the one that decides."""
 
     metric: str
-    score: Callable[[], float]
+    summary: Callable[[], dict[str, float]]
 
 
 def as_ids(values: Iterable[Any] | np.ndarray) -> np.ndarray:
@@ -213,6 +214,8 @@ class Recommender(ABC):
     def __init__(self, **params: Any) -> None:
         self.params = self.Params.parse(self.name, params)
         self.metadata: dict[str, Any] = {}
+        # The validation summary of the weights ``fit`` kept, when it chose them by validation.
+        self.validation: dict[str, float] | None = None
         self.user_map: IdMap | None = None
         self.item_map: IdMap | None = None
         self.seen: sp.csr_matrix | None = None

@@ -36,16 +36,17 @@ def train_epochs(model: Recommender, run_epoch: Callable[[], float], validate: V
 
 def _run_schedule(model: Recommender, run_epoch: Callable[[], float], validate: Validator | None, log: Logger) -> None:
     params: ScheduleParams = model.params
-    best_score, best_state, best_epoch, stale, epoch = -np.inf, None, 0, 0, 0
+    best_score, best_state, best_summary, best_epoch, stale, epoch = -np.inf, None, None, 0, 0, 0
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         loss = run_epoch()
         message = f"{model.name} epoch {epoch}: loss {loss:.4f} ({time.perf_counter() - started:.2f}s)"
         if validate is not None and epoch % params.eval_every == 0:
-            score = validate.score()
+            summary = validate.summary()
+            score = summary[validate.metric]
             message += f", valid {validate.metric} {score:.4f}"
             if score > best_score:
-                best_score, best_state, best_epoch, stale = score, model._state(), epoch, 0
+                best_score, best_state, best_summary, best_epoch, stale = score, model._state(), summary, epoch, 0
             else:
                 stale += 1
         log(message)
@@ -54,6 +55,7 @@ def _run_schedule(model: Recommender, run_epoch: Callable[[], float], validate: 
             break
     if best_state is not None:
         model._restore(best_state)
+        model.validation = best_summary  # scored already: the weights kept are the ones it scored
         model.metadata[f"best_valid_{validate.metric}"] = float(best_score)
         model.metadata["best_epoch"] = best_epoch  # what a refit without validation trains for
     model.metadata["epochs_trained"] = epoch
