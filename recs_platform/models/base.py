@@ -173,10 +173,10 @@ class IdMap:
 
     def index(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
         ids = self.coerce(ids)
-        known = self.contains(ids)
-        if not known.all():
-            raise KeyError(f"unknown ids: {ids[~known][:10].tolist()}")
-        return np.searchsorted(self.ids, ids)
+        rows = self.rows(ids)
+        if (rows < 0).any():
+            raise KeyError(f"unknown ids: {ids[rows < 0][:10].tolist()}")
+        return rows
 
 
 @dataclass(frozen=True)

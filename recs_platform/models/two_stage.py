@@ -399,12 +399,12 @@ class TwoStageRecommender(Recommender):
     ) -> UserInputs:
         """A user as serving sees them: the online store's history (item ids, times) and features."""
         self._require_fitted()
-        history = as_ids(history)
-        known = self.item_map.contains(history)
+        rows = self.item_map.rows(as_ids(history))
+        known = rows >= 0
         codes = self.snapshot.user_codes(pd.DataFrame([dict(features)]))[0]
         user_index = self.user_map.row(user_id)
         times = epoch_seconds(np.asarray(history_times)[known]) if known.any() else np.zeros(0)
-        return UserInputs(self.item_map.index(history[known]), times, codes, now, user_index)
+        return UserInputs(rows[known], times, codes, now, user_index)
 
     def features(self, user: UserInputs, item_ids: Iterable[int]) -> pd.DataFrame:
         """The ranker's feature rows of ``item_ids`` for ``user`` (items no source retrieved have
