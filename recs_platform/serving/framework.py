@@ -3,7 +3,7 @@
 BentoML's ``TimeoutMiddleware`` schedules one timer per request (``loop.call_later(timeout, ...)``)
 and never cancels it. The timer keeps the request's context alive, its OpenTelemetry spans among
 it, for the whole traffic timeout: at 300 req/s and 60 s, about 150,000 objects that every full
-garbage collection walks, each one a 80-270 ms pause of the worker, and so the serving p99
+garbage collection walks, each one a 220-270 ms pause of the worker, and so the serving p99
 (docs/benchmarks.md). ``cancel_request_timers`` gives the middleware the same behaviour with the
 timer cancelled when the request ends; asyncio then drops cancelled timers from its queue.
 """
