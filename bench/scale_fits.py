@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recs_platform.models.bpr import BPRRecommender
+from recs_platform.models.bpr import BPRRecommender, positive_pairs
 from recs_platform.models.neighbors import keep_top_per_row
 
 
@@ -61,7 +61,7 @@ def bpr() -> None:
     torch.set_num_threads(1)
     matrix = binary_matrix(200_000, 50_000, 1_000_000)
     users, positives = matrix.nonzero()
-    no_ignored = sp.csr_matrix(matrix.shape, dtype=np.float32)
+    no_ignored, pairs = sp.csr_matrix(matrix.shape, dtype=np.float32), positive_pairs(matrix)
     print("| optimizer | batch | s per epoch |")
     for sparse, batch, timed_rows in [(False, 2048, 200_000), (True, 2048, len(users)), (True, 8192, len(users))]:
         model = BPRRecommender(sparse_updates=sparse, batch_size=batch)
@@ -70,7 +70,7 @@ def bpr() -> None:
         model.item_bias = torch.nn.Embedding(matrix.shape[1], 1, sparse=sparse)
         rng = np.random.default_rng(0)
         started = time.perf_counter()
-        model._train_epoch(matrix, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), rng)
+        model._train_epoch(pairs, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), rng)
         seconds = (time.perf_counter() - started) * len(users) / timed_rows
         print(f"| {'SparseAdam' if sparse else 'dense Adam'} | {batch:,} | {seconds:.1f} |")
 

@@ -7,9 +7,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from helpers_recommenders import RecommenderContract
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
+from recs_platform.models.base import IdMap
+from recs_platform.models.bpr import positive_pairs
 from recs_platform.training import fit_recommender, validator
 
 # Small and fast: the whole contract runs in a few seconds.
@@ -48,6 +52,14 @@ POPULARITY_TRAIN = pd.DataFrame(
         "item_id": [30, 30, 30, 40, 40, 20, 20, 10, 50, 50],
     }
 )
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sets(st.integers(-50, 50)), st.lists(st.integers(-60, 60), max_size=20))
+def test_id_map_rows_are_positions_or_minus_one(held, asked) -> None:
+    ids = IdMap(sorted(held))
+    expected = [sorted(held).index(value) if value in held else -1 for value in asked]
+    assert ids.rows(np.array(asked, dtype=np.int64)).tolist() == expected
 
 
 def test_popularity_ranks_by_count_with_ties_by_smaller_item_id() -> None:
@@ -151,6 +163,33 @@ def test_bpr_with_sparse_updates_learns_block_structure() -> None:
     assert evaluate(model, held_out, k=3).summary["recall@3"] >= 0.9
 
 
+def scipy_lookup_negatives(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """BPR's negative sampling before ``positive_pairs``: scipy's element lookup of each pair."""
+    negatives = rng.integers(0, matrix.shape[1], size=len(users))
+    for _ in range(10):
+        clash = np.asarray(matrix[users, negatives]).ravel() > 0
+        if not clash.any():
+            break
+        negatives[clash] = rng.integers(0, matrix.shape[1], size=int(clash.sum()))
+    return negatives
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 30),
+    st.floats(0.0, 0.95),
+    st.integers(0, 2**32 - 1),
+)
+def test_bpr_negatives_are_the_scipy_lookups_draws(n_users, n_items, density, seed) -> None:
+    rng = np.random.default_rng(seed)
+    matrix = sp.csr_matrix((rng.random((n_users, n_items)) < density).astype(np.float32))
+    users = rng.integers(0, n_users, size=50)
+    expected = scipy_lookup_negatives(matrix, users, np.random.default_rng(seed))
+    drawn = BPRRecommender._sample_negatives(positive_pairs(matrix), n_items, users, np.random.default_rng(seed))
+    np.testing.assert_array_equal(drawn, expected)
+
+
 def test_bpr_sparse_updates_leave_rows_outside_the_batch_unchanged() -> None:
     train, _ = block_dataset()
     model = BPRRecommender(factors=8, epochs=1, batch_size=64, seed=1, sparse_updates=True).fit(train)
@@ -160,7 +199,7 @@ def test_bpr_sparse_updates_leave_rows_outside_the_batch_unchanged() -> None:
     batch = users < 20  # one step over the first cluster's users only
     model.params = model.params.model_copy(update={"batch_size": int(batch.sum())})
     model._train_epoch(
-        matrix,
+        positive_pairs(matrix),
         sp.csr_matrix(matrix.shape),
         users[batch],
         positives[batch],

@@ -164,8 +164,10 @@ class IdMap:
     def rows(self, ids: Iterable[Any] | np.ndarray) -> np.ndarray:
         """The index of each id, -1 where the map does not hold it."""
         ids = self.coerce(ids)
-        position = np.searchsorted(self.ids, ids).clip(max=max(len(self.ids) - 1, 0))
-        return np.where((len(self.ids) > 0) & (self.ids[position] == ids), position, -1)
+        if not len(self.ids):
+            return np.full(len(ids), -1)
+        position = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
+        return np.where(self.ids[position] == ids, position, -1)
 
     def row(self, value: int | str) -> int | None:
         """The index of one id, or None: a serving request's lookup, without the array calls of ``rows``."""
