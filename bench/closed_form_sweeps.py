@@ -55,7 +55,7 @@ def main() -> None:
         for name, sweep in sweeps.items():
             configs = sweep.configs
             cache, started = FitCache(), time.perf_counter()
-            shared = [classes[name](**c.params).fit(rows, cache=cache).weights for c in configs]
+            shared = [classes[name](**c.params).fit(rows, cache=cache).item_weights for c in configs]
             together = time.perf_counter() - started
             if args.shared_only:
                 print(f"| {n_users:,} x {n_items:,} | {name} | {len(configs)} | not run | {together:.1f} | | |")

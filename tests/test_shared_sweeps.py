@@ -13,14 +13,15 @@ from recs_platform.artifacts import DatasetVersion, ModelArtifact
 from recs_platform.evaluation.report import build_report
 from recs_platform.models import base
 from recs_platform.models.base import CannotFit, FitCache, load_recommender
-from recs_platform.models.closed_form import RidgeSolver
-from recs_platform.models.neighbors import DLAERecommender, EASERecommender
+from recs_platform.models.closed_form import RidgeSolver, dense_bytes
+from recs_platform.models.neighbors import DLAERecommender, EASERecommender, max_items_within
 from recs_platform.sweeps import SweepConfig, best, expand_grid, sweep_table, train_and_validate
 from recs_platform.training import train
 from recs_platform.validation.datasets import freeze
 
-# users, items: fewer users than items takes the users x users (dual) path, more takes the item x item one.
-SHAPES = {"dual": (25, 60), "primal": (80, 30)}
+# users, items: fewer users than items takes the users x users (dual) path, more takes the item x item one;
+# with at most a quarter as many users as items the weights are kept factored.
+SHAPES = {"factored": (8, 200), "dual": (25, 60), "primal": (80, 30)}
 
 
 def random_interactions(n_users: int, n_items: int, seed: int = 3) -> pd.DataFrame:
@@ -66,8 +67,41 @@ def test_a_sweep_sharing_one_cache_fits_the_same_models_as_independent_fits(shap
         for config in configs:
             shared = recommenders[name](**config.params).fit(frame, cache=cache)
             alone = recommenders[name](**config.params).fit(frame)
-            np.testing.assert_allclose(shared.weights, alone.weights, rtol=0, atol=1e-6, err_msg=str(config))
+            np.testing.assert_allclose(shared.item_weights, alone.item_weights, rtol=0, atol=1e-6, err_msg=str(config))
         assert len(cache._entries) == 1  # one solver (Gram or decomposition) served the whole grid
+
+
+FACTORED_CONFIGS = [
+    (EASERecommender, {"l2": 5.0}),
+    (DLAERecommender, {"dropout": 0.5, "l2": 5.0}),
+    (DLAERecommender, {"dropout": 0.25, "l2": 5.0, "zero_diagonal": True}),
+]
+
+
+@pytest.mark.parametrize(("recommender", "params"), FACTORED_CONFIGS)
+def test_factored_weights_score_what_the_dense_weights_would(recommender, params, tmp_path):
+    frame = random_interactions(*SHAPES["factored"])
+    model = recommender(**params).fit(frame)
+    n_items = len(model.item_map)
+    assert model.weights is None and model.factored.factor.shape == (8, n_items) and n_items >= 32
+    dense = model.item_weights
+    if params.get("zero_diagonal", recommender is EASERecommender):
+        assert np.abs(np.diag(dense)).max() < 1e-5  # no item predicts itself
+    rows = model.seen
+    np.testing.assert_allclose(model._score_rows(rows), rows @ dense, atol=1e-5)
+    for user in range(8):  # one row alone (a serving request) is that row of the batch
+        np.testing.assert_allclose(model._score(np.array([user])), model._score_rows(rows[user]), atol=1e-5)
+    saved = model.save(tmp_path / "model")
+    with np.load(saved / base.ARRAYS_FILE) as arrays:
+        assert "state_factor" in arrays.files and "state_weights" not in arrays.files
+    loaded = load_recommender(saved)
+    pd.testing.assert_frame_equal(loaded.recommend(range(8), k=5), model.recommend(range(8), k=5))
+
+
+def test_the_factored_form_is_the_one_within_the_budget_for_wide_catalogues():
+    assert dense_bytes(10_000, 610) == 20 * 10_000 * 610  # 122 MB against 1.3 GB dense
+    assert max_items_within(2**30, 610) == 2**30 // (20 * 610)  # no pruning below 88k items
+    assert max_items_within(28 * 100**2, 1_000) == 100  # far more users than items: dense, as before
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +126,7 @@ def test_the_sweep_step_gives_the_models_and_scores_of_independent_training(data
     for config, result in zip(configs, results, strict=True):
         alone = train("dlae", config.params, dataset, tmp_path / "alone")
         shared_model, alone_model = load_recommender(Path(result.artifact.path)), load_recommender(Path(alone.path))
-        np.testing.assert_allclose(shared_model.weights, alone_model.weights, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(shared_model.item_weights, alone_model.item_weights, rtol=0, atol=1e-6)
         assert result.valid == pytest.approx(alone.valid, abs=1e-9)
 
 
@@ -127,9 +161,11 @@ def test_a_model_over_its_budget_keeps_the_most_supported_items_that_fit(dataset
     np.testing.assert_array_equal(model.kept_items, np.sort(top))
     assert model.metadata["pruned_item_share"] == 0.84 and model.metadata["kept_items"] == 8
     on_kept = EASERecommender(l2=10.0).fit(train_rows[train_rows.item_id.isin(top)], catalog_items=top)
-    np.testing.assert_allclose(model.weights, on_kept.weights, atol=1e-6)  # EASE restricted to the kept items
+    np.testing.assert_allclose(model.item_weights, on_kept.item_weights, atol=1e-6)  # EASE restricted to the kept items
     recommended = model.recommend(range(30), k=20)
     assert set(recommended.item_id) <= set(top)  # pruned items are never recommended
+    for user in range(30):  # one user alone (a serving request) scores as in the batch
+        np.testing.assert_array_equal(model._score(np.array([user])), model._score_rows(model.seen[[user]]))
     loaded = load_recommender(model.save(tmp_path / "pruned"))
     pd.testing.assert_frame_equal(loaded.recommend(range(30), k=20), recommended)
     [result] = train_and_validate([SweepConfig("ease", "c0", budget)], dataset, tmp_path)

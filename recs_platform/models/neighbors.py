@@ -26,7 +26,14 @@ from recs_platform.models.base import (
     Validator,
     register,
 )
-from recs_platform.models.closed_form import RidgeSolver, dense_bytes, fingerprint
+from recs_platform.models.closed_form import (
+    FactoredWeights,
+    LowRankPrecision,
+    RidgeSolver,
+    dense_bytes,
+    fingerprint,
+    is_factored,
+)
 from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
 
 
@@ -66,13 +73,18 @@ class ItemToItemRecommender(Recommender):
         scores = rows @ self.item_weights
         return scores.toarray() if sp.issparse(scores) else np.asarray(scores)
 
+    @property
+    def scores_rows_alone(self) -> bool:
+        """Whether one row is scored by ``_score_one`` rather than as a sparse product (dense ``W``)."""
+        return isinstance(self.item_weights, np.ndarray)
+
     def _score(self, user_index: np.ndarray) -> np.ndarray:
-        if len(user_index) == 1 and isinstance(self.item_weights, np.ndarray):
+        if len(user_index) == 1 and self.scores_rows_alone:
             return self._score_one(self.seen_items(user_index[0]))
         return self._score_rows(self.seen[user_index])
 
     def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        if len(histories) == 1 and isinstance(self.item_weights, np.ndarray):
+        if len(histories) == 1 and self.scores_rows_alone:
             return self._score_one(np.unique(histories[0]))
         return self._score_rows(self.history_matrix(histories))
 
@@ -150,16 +162,29 @@ class EASERecommender(ItemToItemRecommender):
 
     name = "ease"
     shares_fit_work = True
+    scores_rows_alone = True
     # Item indices W covers when the catalogue was pruned to fit; None for the whole catalogue.
     kept_items: np.ndarray | None = None
+    # W as its thin factor with far fewer users than items (closed_form.is_factored), else None
+    # and ``weights`` is the dense W.
+    factored: FactoredWeights | None = None
+    weights: np.ndarray | None = None
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         matrix = self._fitting_matrix(data.matrix, log)
         cache = data.cache or FitCache()
         solver = cache.get(("ridge", fingerprint(matrix)), lambda: RidgeSolver(matrix, share=data.cache is not None))
-        precision = solver.precision(self._dropout_weight(), self.params.l2)
-        self.weights = self._weights(precision, self._dropout_weight() * solver.support + self.params.l2)
-        log(f"{self.name}: {matrix.shape[1]} x {matrix.shape[1]} weights, params {self.params}")
+        penalty = self._dropout_weight() * solver.support + self.params.l2
+        n_items = matrix.shape[1]
+        if solver.factored:
+            self.weights = None
+            self.factored = self._factored_weights(solver.low_rank(self._dropout_weight(), self.params.l2), penalty)
+            form = f"of rank {self.factored.factor.shape[0]}, kept factored"
+        else:
+            self.factored = None
+            self.weights = self._weights(solver.precision(self._dropout_weight(), self.params.l2), penalty)
+            form = "dense"
+        log(f"{self.name}: {n_items} x {n_items} weights {form}, params {self.params}")
 
     def _fitting_matrix(self, matrix: sp.csr_matrix, log: Logger) -> sp.csr_matrix:
         """The training matrix, restricted to the most-supported items when the dense fit would not fit."""
@@ -192,28 +217,64 @@ class EASERecommender(ItemToItemRecommender):
         np.fill_diagonal(precision, 0.0)
         return precision.astype(np.float32)
 
+    def _factored_weights(self, precision: LowRankPrecision, penalty: np.ndarray) -> FactoredWeights:
+        """B = I - P / diag(P) for P = Λ⁻¹ - ZᵀZ: off the diagonal (ZᵀZ)_ij / P_jj, and 0 on it."""
+        norms = precision.factor_norms()
+        inverse_diagonal = 1.0 / (precision.diagonal - norms)
+        return factored(precision.factor, inverse_diagonal, norms * inverse_diagonal)
+
     def _score_rows(self, rows: sp.csr_matrix) -> np.ndarray:
         if self.kept_items is None:
-            return super()._score_rows(rows)
+            return self._score_kept(rows)
         scores = np.full(rows.shape, -np.inf)  # items outside the pruned catalogue are never recommended
-        scores[:, self.kept_items] = rows[:, self.kept_items] @ self.weights
+        scores[:, self.kept_items] = self._score_kept(rows[:, self.kept_items])
         return scores
+
+    def _score_kept(self, rows: sp.csr_matrix) -> np.ndarray:
+        if self.factored is not None:
+            return self.factored.score_rows(rows)
+        return np.asarray(rows @ self.weights)
+
+    def _score_one(self, items: np.ndarray) -> np.ndarray:
+        if self.kept_items is None:
+            return self._score_one_kept(items)
+        position = np.searchsorted(self.kept_items, items).clip(max=len(self.kept_items) - 1)
+        scores = np.full((1, len(self.item_map)), -np.inf)
+        scores[:, self.kept_items] = self._score_one_kept(position[self.kept_items[position] == items])
+        return scores
+
+    def _score_one_kept(self, items: np.ndarray) -> np.ndarray:
+        if self.factored is not None:
+            return self.factored.score_items(items)
+        return self.weights[items].sum(axis=0, keepdims=True)
 
     @property
     def item_weights(self) -> np.ndarray:
-        return self.weights
+        """The dense W over the kept items; built from the factor when factored (n x n: inspection only)."""
+        return self.weights if self.factored is None else self.factored.dense()
 
     def _state(self) -> dict[str, np.ndarray]:
         kept = {} if self.kept_items is None else {"kept_items": self.kept_items}
-        return {"weights": self.weights, **kept}
+        weights = {"weights": self.weights} if self.factored is None else self.factored.state()
+        return {**weights, **kept}
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
-        self.weights = state["weights"]
+        self.factored = FactoredWeights.from_state(state) if "factor" in state else None
+        self.weights = state.get("weights")
         self.kept_items = state.get("kept_items")
 
 
+def factored(factor: np.ndarray, column_scale: np.ndarray, self_weight: np.ndarray) -> FactoredWeights:
+    """Weights in float32, as the dense form is stored; the scales are computed in float64 first
+    (P_jj is a difference of close numbers)."""
+    return FactoredWeights(*(array.astype(np.float32) for array in (factor, column_scale, self_weight)))
+
+
 def max_items_within(budget_bytes: float, n_users: int) -> int:
-    """The most items whose dense closed-form fit needs at most ``budget_bytes`` (``dense_bytes``)."""
+    """The most items whose closed-form fit needs at most ``budget_bytes`` (``dense_bytes``)."""
+    linear = int(budget_bytes // (20 * n_users))  # dense_bytes of a factored fit
+    if is_factored(linear, n_users):
+        return linear
     low, high = 1, 1
     while dense_bytes(high * 2, n_users) <= budget_bytes:
         high *= 2
@@ -254,3 +315,8 @@ class DLAERecommender(EASERecommender):
         precision *= -penalty[None, :]  # I - P Λ
         precision[np.diag_indices_from(precision)] += 1.0
         return precision.astype(np.float32)
+
+    def _factored_weights(self, precision: LowRankPrecision, penalty: np.ndarray) -> FactoredWeights:
+        if self.params.zero_diagonal:
+            return super()._factored_weights(precision, penalty)
+        return factored(precision.factor, penalty, np.zeros_like(penalty))  # I - (Λ⁻¹ - ZᵀZ)Λ = ZᵀZΛ
