@@ -7,11 +7,21 @@
 * bpr: one BPR epoch on 1M synthetic rows of 200k users and 50k items, dense Adam (timed on the
   first 200k rows and scaled) against sparse updates, one torch thread;
 * ranking: ``recommend`` for 4,000 users x 50k items of a one-epoch BPR model, best of 3 (run it at
-  two commits to compare them).
+  two commits to compare them);
+* hugepages: a DLAE fit with dense weights on 610 x 10,000 (90k rows), three times in each of four
+  fresh processes, NumPy's huge-page advice on and off by turns (``recs_platform.memory``);
+* bpr_epoch: one BPR epoch at that shape (128 factors), Adam as a loop per tensor, ``foreach`` and
+  ``fused``, and an epoch's negative sampling rechecking every draw or only the redrawn ones;
+* factored: the same DLAE fit, saved and loaded, with dense weights and with factored ones.
 """
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +29,10 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recs_platform.models.bpr import BPRRecommender, positive_pairs
-from recs_platform.models.neighbors import keep_top_per_row
+from recs_platform.models import closed_form
+from recs_platform.models.base import load_recommender
+from recs_platform.models.bpr import BPRRecommender
+from recs_platform.models.neighbors import DLAERecommender, keep_top_per_row
 
 
 def lexsort_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -61,7 +73,7 @@ def bpr() -> None:
     torch.set_num_threads(1)
     matrix = binary_matrix(200_000, 50_000, 1_000_000)
     users, positives = matrix.nonzero()
-    no_ignored, pairs = sp.csr_matrix(matrix.shape, dtype=np.float32), positive_pairs(matrix)
+    no_ignored = sp.csr_matrix(matrix.shape, dtype=np.float32)
     print("| optimizer | batch | s per epoch |")
     for sparse, batch, timed_rows in [(False, 2048, 200_000), (True, 2048, len(users)), (True, 8192, len(users))]:
         model = BPRRecommender(sparse_updates=sparse, batch_size=batch)
@@ -70,7 +82,7 @@ def bpr() -> None:
         model.item_bias = torch.nn.Embedding(matrix.shape[1], 1, sparse=sparse)
         rng = np.random.default_rng(0)
         started = time.perf_counter()
-        model._train_epoch(pairs, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), rng)
+        model._train_epoch(matrix, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), rng)
         seconds = (time.perf_counter() - started) * len(users) / timed_rows
         print(f"| {'SparseAdam' if sparse else 'dense Adam'} | {batch:,} | {seconds:.1f} |")
 
@@ -88,11 +100,118 @@ def ranking() -> None:
     print(f"recommend, 4,000 users x 50,000 items, best of 3: {min(timings):.2f} s")
 
 
+def wide_rows() -> pd.DataFrame:
+    """The issue's 100k-event shape: 610 users, 10,000 items, about 90k distinct rows."""
+    users, items = binary_matrix(610, 10_000, 90_000).nonzero()
+    return pd.DataFrame({"user_id": users, "item_id": items})
+
+
+def timed_dlae_fits() -> None:
+    """Run in a child: three DLAE fits with dense weights (10k x 10k arrays), seconds each."""
+    closed_form.FACTORED_MAX_RANK_SHARE = 0.0
+    rows, seconds = wide_rows(), []
+    for _ in range(3):
+        started = time.perf_counter()
+        DLAERecommender().fit(rows, catalog_items=np.arange(10_000))
+        seconds.append(f"{time.perf_counter() - started:.2f}")
+    print(", ".join(seconds))
+
+
+def hugepages() -> None:
+    print("| NumPy huge-page advice | three dense DLAE fits in one process, s |")
+    for advice in ("1", "0", "1", "0"):
+        child = subprocess.run(
+            [sys.executable, __file__, "--child-dlae-fits"],
+            env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": advice},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print(f"| {'on' if advice == '1' else 'off'} | {child.stdout.strip()} |")
+
+
+def bpr_epoch() -> None:
+    torch.set_num_threads(1)
+    matrix = binary_matrix(610, 10_000, 90_000)
+    matrix.sum_duplicates()  # canonical and binary, as a training matrix is
+    matrix.data[:] = 1
+    users, positives = matrix.nonzero()
+    no_ignored = sp.csr_matrix(matrix.shape, dtype=np.float32)
+    print("| Adam | s per epoch (two rounds, mean of 3 epochs) |")
+    for variant in ("loop", "foreach", "fused", "loop", "foreach", "fused"):
+        model = BPRRecommender(factors=128)
+        tables = [
+            torch.nn.Embedding(matrix.shape[0], 128),
+            torch.nn.Embedding(10_000, 128),
+            torch.nn.Embedding(10_000, 1),
+        ]
+        model.user_factors, model.item_factors, model.item_bias = tables
+        options = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[variant]
+        optimizer = torch.optim.Adam([t.weight for t in tables], lr=0.005, weight_decay=3e-5, **options)
+        rng, started = np.random.default_rng(0), time.perf_counter()
+        for _ in range(3):
+            model._train_epoch(matrix, no_ignored, users, positives, optimizer, rng)
+        print(f"| {variant} | {(time.perf_counter() - started) / 3:.3f} |")
+    rechecking_all, rechecking_redraws = [], []
+    for _ in range(5):
+        started = time.perf_counter()
+        every_draw_rechecked(matrix, users, np.random.default_rng(0))
+        rechecking_all.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        BPRRecommender._sample_negatives(matrix, users, np.random.default_rng(0))
+        rechecking_redraws.append(time.perf_counter() - started)
+    print(
+        f"an epoch's negatives, best of 5: every draw rechecked each round {min(rechecking_all) * 1e3:.1f} ms,"
+        f" only redraws rechecked {min(rechecking_redraws) * 1e3:.1f} ms"
+    )
+
+
+def every_draw_rechecked(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """BPR's negative sampling before: each round looked every draw up again."""
+    negatives = rng.integers(0, matrix.shape[1], size=len(users))
+    for _ in range(10):
+        clash = np.asarray(matrix[users, negatives]).ravel() > 0
+        if not clash.any():
+            break
+        negatives[clash] = rng.integers(0, matrix.shape[1], size=int(clash.sum()))
+    return negatives
+
+
+def factored() -> None:
+    rows = wide_rows()
+    print("| DLAE weights | fit s | save s | arrays.npz MB | load s |")
+    for form, share in (("dense", 0.0), ("factored", closed_form.FACTORED_MAX_RANK_SHARE)) * 2:
+        closed_form.FACTORED_MAX_RANK_SHARE = share
+        with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parents[1] / "var") as directory:
+            started = time.perf_counter()
+            model = DLAERecommender().fit(rows, catalog_items=np.arange(10_000))
+            fitted = time.perf_counter()
+            path = model.save(Path(directory) / "model")
+            os.sync()  # the write reaches the disk, as it must when the next step reads it elsewhere
+            saved = time.perf_counter()
+            load_recommender(path)
+            loaded = time.perf_counter()
+            size = (path / "arrays.npz").stat().st_size / 1e6
+        print(f"| {form} | {fitted - started:.2f} | {saved - fitted:.2f} | {size:,.0f} | {loaded - saved:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["neighbours", "bpr", "ranking"])
+    runs = {
+        "neighbours": neighbours,
+        "bpr": bpr,
+        "ranking": ranking,
+        "hugepages": hugepages,
+        "bpr_epoch": bpr_epoch,
+        "factored": factored,
+    }
+    parser.add_argument("--only", choices=sorted(runs))
+    parser.add_argument("--child-dlae-fits", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for name, run in (("neighbours", neighbours), ("bpr", bpr), ("ranking", ranking)):
+    if args.child_dlae_fits:
+        timed_dlae_fits()
+        return
+    for name, run in runs.items():
         if args.only in (None, name):
             run()
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
 from recs_platform.models.base import IdMap
-from recs_platform.models.bpr import positive_pairs
 from recs_platform.training import fit_recommender, validator
 
 # Small and fast: the whole contract runs in a few seconds.
@@ -163,8 +162,8 @@ def test_bpr_with_sparse_updates_learns_block_structure() -> None:
     assert evaluate(model, held_out, k=3).summary["recall@3"] >= 0.9
 
 
-def scipy_lookup_negatives(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """BPR's negative sampling before ``positive_pairs``: scipy's element lookup of each pair."""
+def negatives_checking_every_draw(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """BPR's negative sampling as it was: every draw looked up again in each round."""
     negatives = rng.integers(0, matrix.shape[1], size=len(users))
     for _ in range(10):
         clash = np.asarray(matrix[users, negatives]).ravel() > 0
@@ -181,12 +180,12 @@ def scipy_lookup_negatives(matrix: sp.csr_matrix, users: np.ndarray, rng: np.ran
     st.floats(0.0, 0.95),
     st.integers(0, 2**32 - 1),
 )
-def test_bpr_negatives_are_the_scipy_lookups_draws(n_users, n_items, density, seed) -> None:
+def test_bpr_negatives_rechecking_only_redraws_are_the_same_draws(n_users, n_items, density, seed) -> None:
     rng = np.random.default_rng(seed)
     matrix = sp.csr_matrix((rng.random((n_users, n_items)) < density).astype(np.float32))
     users = rng.integers(0, n_users, size=50)
-    expected = scipy_lookup_negatives(matrix, users, np.random.default_rng(seed))
-    drawn = BPRRecommender._sample_negatives(positive_pairs(matrix), n_items, users, np.random.default_rng(seed))
+    expected = negatives_checking_every_draw(matrix, users, np.random.default_rng(seed))
+    drawn = BPRRecommender._sample_negatives(matrix, users, np.random.default_rng(seed))
     np.testing.assert_array_equal(drawn, expected)
 
 
@@ -199,7 +198,7 @@ def test_bpr_sparse_updates_leave_rows_outside_the_batch_unchanged() -> None:
     batch = users < 20  # one step over the first cluster's users only
     model.params = model.params.model_copy(update={"batch_size": int(batch.sum())})
     model._train_epoch(
-        positive_pairs(matrix),
+        matrix,
         sp.csr_matrix(matrix.shape),
         users[batch],
         positives[batch],

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
-from recs_platform.models.base import IdMap, Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
 from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
@@ -57,15 +57,14 @@ class BPRRecommender(Recommender):
         if ignored.nnz:
             users_with = int((np.diff(ignored.indptr) > 0).sum())
             log(f"{self.name}: {ignored.nnz} served-but-ignored items as negatives for {users_with} users")
-        pairs = positive_pairs(matrix)
-        train_epochs(self, lambda: self._train_epoch(pairs, ignored, users, positives, optimizer, rng), validate, log)
+        train_epochs(self, lambda: self._train_epoch(matrix, ignored, users, positives, optimizer, rng), validate, log)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """Adam over every parameter, or, with ``sparse_updates``, SparseAdam over the batch's rows
         (dense Adam touches all users x factors every step: 78 s per epoch at 1M rows, 200k users).
 
         Dense Adam is torch's fused kernel: the same update in one pass over each tensor instead of
-        one per operation, which halved a 10k-item epoch (0.53-0.64 s to 0.29-0.31 s)."""
+        one per operation (a 10k-item epoch: 0.80-0.83 s before, 0.33 s; bench/scale_fits.py)."""
         weights = [table.weight for table in (self.user_factors, self.item_factors, self.item_bias)]
         if self.params.sparse_updates:
             return torch.optim.SparseAdam(weights, lr=self.params.learning_rate)
@@ -83,7 +82,7 @@ class BPRRecommender(Recommender):
 
     def _train_epoch(
         self,
-        pairs: IdMap,
+        matrix: sp.csr_matrix,
         ignored: sp.csr_matrix,
         users: np.ndarray,
         positives: np.ndarray,
@@ -91,7 +90,7 @@ class BPRRecommender(Recommender):
         rng: np.random.Generator,
     ) -> float:
         order = rng.permutation(len(users))
-        negatives = self._sample_negatives(pairs, self.item_factors.num_embeddings, users[order], rng)
+        negatives = self._sample_negatives(matrix, users[order], rng)
         self._swap_in_ignored(negatives, ignored, users[order], rng)
         batch_size, total = self.params.batch_size, 0.0
         for start in range(0, len(order), batch_size):
@@ -118,15 +117,16 @@ class BPRRecommender(Recommender):
         return self.params.weight_decay * sum(row.pow(2).sum() for row in rows) / batch_size
 
     @staticmethod
-    def _sample_negatives(pairs: IdMap, n_items: int, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Uniform items, resampled (a few rounds) where they hit one of the user's positives."""
-        offsets = users.astype(np.int64) * n_items
-        negatives = rng.integers(0, n_items, size=len(users))
+    def _sample_negatives(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform items, resampled (a few rounds) where they hit one of the user's positives. Only
+        the draws just resampled are looked up again: the others were already clear."""
+        negatives = rng.integers(0, matrix.shape[1], size=len(users))
+        pending = np.arange(len(users))
         for _ in range(10):
-            clash = pairs.contains(offsets + negatives)
-            if not clash.any():
+            pending = pending[np.asarray(matrix[users[pending], negatives[pending]]).ravel() > 0]
+            if not len(pending):
                 break
-            negatives[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+            negatives[pending] = rng.integers(0, matrix.shape[1], size=len(pending))
         return negatives
 
     def _swap_in_ignored(
@@ -181,11 +181,3 @@ class FeedbackBPRRecommender(BPRRecommender):
         )
 
     name = "bpr_feedback"
-
-
-def positive_pairs(matrix: sp.csr_matrix) -> IdMap:
-    """Every stored (user, item) of a users x items matrix as ``user * n_items + item``: one sorted
-    search tells which sampled pairs are positives (scipy's element lookup took 40 ms per epoch of 80k
-    rows, most of a BPR epoch's sampling)."""
-    users, items = matrix.nonzero()
-    return IdMap(users.astype(np.int64) * matrix.shape[1] + items)
