@@ -1,7 +1,8 @@
 """Where the graph's steps run, chosen by configuration: ``RECS_EXECUTOR`` names an engine and
 ``config/executors/<name>.yaml`` holds its settings (``{env: VAR}`` reads a variable at run time).
 
-- unset or ``multiprocess``: Dagster's default (steps in subprocesses of the run's machine);
+- unset or ``multiprocess``: Dagster's default (steps in subprocesses of the run's machine, forked
+  from a server that has imported the code location once);
 - ``dask``: every step is a task on an existing ``dask.distributed`` cluster;
 - ``k8s``: every step is a Kubernetes Job (dagster-k8s ``k8s_job_executor``).
 
@@ -52,8 +53,8 @@ def engine_config(name: str) -> dict:
     return yaml.safe_load((EXECUTOR_CONFIG_DIR / f"{name}.yaml").read_text()) or {}
 
 
-def executor_for(name: str | None = None) -> dg.ExecutorDefinition | None:
-    """The configured executor of the chosen engine (None: Dagster's default)."""
+def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
+    """The configured executor of the chosen engine."""
     name = name or engine_name()
     if name == "dask":
         return dask_step_executor.configured(engine_config(name))
@@ -61,7 +62,7 @@ def executor_for(name: str | None = None) -> dg.ExecutorDefinition | None:
         from dagster_k8s import k8s_job_executor  # the Kubernetes client is only imported when chosen
 
         return k8s_job_executor.configured(engine_config(name))
-    return None
+    return dg.multi_or_in_process_executor.configured(engine_config(name))
 
 
 def step_storage(home: Path) -> dg.FilesystemIOManager | None:

@@ -50,15 +50,14 @@ def engine_environment(patch: pytest.MonkeyPatch, root: Path, engine: str) -> Pa
 
 
 def prepare_dataset(defs: dg.Definitions, instance: dg.DagsterInstance, home: Path) -> None:
-    """Raw layer, dbt models (their tests left out, for time) and the validated dataset, in-process;
-    the dataset lands in the shared step storage, where the Dask run reads it."""
+    """Raw layer, dbt models (their tests left out, for time) and the validated dataset, in-process,
+    for a later run on another engine to read."""
     with warehouse.connect(PlatformPaths(home).warehouse) as connection:
         ingest_landing(connection, PlatformPaths(home).landing, kinds=("events",), contract=contract_for_home(home))
     ingested = dg.AssetSelection.assets(["raw", "events"], ["raw", "served_impressions"], "landing_zone")
     upstream = (dg.AssetSelection.assets("dataset").upstream() - ingested).resolve(defs.resolve_asset_graph())
     job = defs.resolve_job_def("recs_pipeline").get_subset(asset_selection=upstream, asset_check_selection=set())
     assert job.execute_in_process(instance=instance).success
-    assert (home / "step_outputs" / "dataset").exists()
 
 
 def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_shared_storage(tmp_path, monkeypatch):
@@ -76,6 +75,7 @@ def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_share
         (tmp_path / "dagster").mkdir()
         instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
         prepare_dataset(defs, instance, home)
+        assert (home / "step_outputs" / "dataset").exists()  # the shared storage the workers read
 
         job = ReconstructableRepository.for_module("assets.definitions", "defs").get_reconstructable_job(
             "recs_pipeline"
@@ -95,6 +95,28 @@ def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_share
     # step's output went through it to the step that read it, on either worker.
     stored = {path.parent.name for path in (home / "step_outputs").rglob("result")}
     assert sum(TRAIN in name for name in stored) == 4, stored
+
+
+def test_the_default_engine_runs_steps_forked_from_a_preloaded_code_location(tmp_path, monkeypatch):
+    home = engine_environment(monkeypatch, tmp_path, "multiprocess")
+    (tmp_path / "sweeps.yaml").write_text("popularity: {}\n")
+    defs = build_definitions("ci", home)
+    workspace = yaml.safe_load((Path(__file__).resolve().parents[1] / "workspace.yaml").read_text())
+    code_location = workspace["load_from"][0]["python_module"]["module_name"]
+    preloaded = engine_config("multiprocess")["multiprocess"]["start_method"]["forkserver"]["preload_modules"]
+    assert preloaded == [code_location]
+    (tmp_path / "dagster").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
+    prepare_dataset(defs, instance, home)
+
+    job = ReconstructableRepository.for_module("assets.definitions", "defs").get_reconstructable_job("recs_pipeline")
+    with dg.execute_job(job, instance, asset_selection=[dg.AssetKey("popularity_model")]) as result:
+        assert result.success
+        starts = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
+    assert {e.step_key.split("[")[0] for e in starts} == {
+        f"popularity_model.popularity_{op}" for op in ("configurations", "train", "select")
+    }
+    assert os.getpid() not in {e.pid for e in starts}
 
 
 def test_the_documented_kubernetes_executor_configuration_is_valid_for_the_pipeline(tmp_path, monkeypatch):
