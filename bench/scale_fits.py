@@ -11,7 +11,7 @@
 * hugepages: a DLAE fit with dense weights on 610 x 10,000 (90k rows), three times in each of four
   fresh processes, NumPy's huge-page advice on and off by turns (``recs_platform.memory``);
 * bpr_epoch: one BPR epoch at that shape (128 factors), Adam as a loop per tensor, ``foreach`` and
-  ``fused``, and an epoch's negative sampling rechecking every draw or only the redrawn ones;
+  ``fused``;
 * factored: the same DLAE fit, saved and loaded, with dense weights and with factored ones.
 """
 
@@ -152,29 +152,6 @@ def bpr_epoch() -> None:
         for _ in range(3):
             model._train_epoch(matrix, no_ignored, users, positives, optimizer, rng)
         print(f"| {variant} | {(time.perf_counter() - started) / 3:.3f} |")
-    rechecking_all, rechecking_redraws = [], []
-    for _ in range(5):
-        started = time.perf_counter()
-        every_draw_rechecked(matrix, users, np.random.default_rng(0))
-        rechecking_all.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        BPRRecommender._sample_negatives(matrix, users, np.random.default_rng(0))
-        rechecking_redraws.append(time.perf_counter() - started)
-    print(
-        f"an epoch's negatives, best of 5: every draw rechecked each round {min(rechecking_all) * 1e3:.1f} ms,"
-        f" only redraws rechecked {min(rechecking_redraws) * 1e3:.1f} ms"
-    )
-
-
-def every_draw_rechecked(matrix: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """BPR's negative sampling before: each round looked every draw up again."""
-    negatives = rng.integers(0, matrix.shape[1], size=len(users))
-    for _ in range(10):
-        clash = np.asarray(matrix[users, negatives]).ravel() > 0
-        if not clash.any():
-            break
-        negatives[clash] = rng.integers(0, matrix.shape[1], size=int(clash.sum()))
-    return negatives
 
 
 def factored() -> None:
