@@ -89,6 +89,12 @@ class FactoredWeights:
     self_weight: np.ndarray
 
     @classmethod
+    def in_float32(cls, factor: np.ndarray, column_scale: np.ndarray, self_weight: np.ndarray) -> FactoredWeights:
+        """Stored in float32, as dense weights are; the scales are computed in float64 first (P_jj
+        is a difference of close numbers)."""
+        return cls(*(array.astype(np.float32) for array in (factor, column_scale, self_weight)))
+
+    @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> FactoredWeights:
         return cls(state["factor"], state["column_scale"], state["self_weight"])
 
@@ -99,7 +105,8 @@ class FactoredWeights:
         """``x @ W`` for each binary row of ``rows``."""
         scores = np.asarray(rows @ self.factor.T) @ self.factor
         scores *= self.column_scale
-        scores -= rows.multiply(self.self_weight).toarray()
+        held = rows.tocoo()
+        scores[held.row, held.col] -= held.data * self.self_weight[held.col]
         return scores
 
     def score_items(self, items: np.ndarray) -> np.ndarray:

@@ -221,7 +221,7 @@ class EASERecommender(ItemToItemRecommender):
         """B = I - P / diag(P) for P = Λ⁻¹ - ZᵀZ: off the diagonal (ZᵀZ)_ij / P_jj, and 0 on it."""
         norms = precision.factor_norms()
         inverse_diagonal = 1.0 / (precision.diagonal - norms)
-        return factored(precision.factor, inverse_diagonal, norms * inverse_diagonal)
+        return FactoredWeights.in_float32(precision.factor, inverse_diagonal, norms * inverse_diagonal)
 
     def _score_rows(self, rows: sp.csr_matrix) -> np.ndarray:
         if self.kept_items is None:
@@ -262,12 +262,6 @@ class EASERecommender(ItemToItemRecommender):
         self.factored = FactoredWeights.from_state(state) if "factor" in state else None
         self.weights = state.get("weights")
         self.kept_items = state.get("kept_items")
-
-
-def factored(factor: np.ndarray, column_scale: np.ndarray, self_weight: np.ndarray) -> FactoredWeights:
-    """Weights in float32, as the dense form is stored; the scales are computed in float64 first
-    (P_jj is a difference of close numbers)."""
-    return FactoredWeights(*(array.astype(np.float32) for array in (factor, column_scale, self_weight)))
 
 
 def max_items_within(budget_bytes: float, n_users: int) -> int:
@@ -319,4 +313,4 @@ class DLAERecommender(EASERecommender):
     def _factored_weights(self, precision: LowRankPrecision, penalty: np.ndarray) -> FactoredWeights:
         if self.params.zero_diagonal:
             return super()._factored_weights(precision, penalty)
-        return factored(precision.factor, penalty, np.zeros_like(penalty))  # I - (Λ⁻¹ - ZᵀZ)Λ = ZᵀZΛ
+        return FactoredWeights.in_float32(precision.factor, penalty, np.zeros_like(penalty))  # ZᵀZΛ
