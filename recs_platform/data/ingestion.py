@@ -270,14 +270,21 @@ def _texts(series: pd.Series, column: str) -> tuple[pd.Series, pd.Series]:
     return _map_present(series, parse, "string", column)
 
 
+EPOCH_SECONDS_LIMIT = 9.2e9  # datetime64[ns] ends at 9.22e9 s
+
+
 def _as_timestamp(series: pd.Series) -> pd.Series:
     """Parse datetimes, ISO strings or Unix epoch seconds into naive UTC timestamps."""
     if pd.api.types.is_datetime64_any_dtype(series):
         typed = series.dt.tz_convert(None) if series.dt.tz is not None else series
         return typed.astype("datetime64[us]")
     epoch = _numbers(series)
-    # Beyond ~1e11 seconds (year 5138) a number is not a plausible epoch; treat it as invalid.
-    from_epoch = pd.to_datetime(epoch.where(epoch.abs() < 1e11), unit="s", errors="coerce")
+    # Beyond datetime64's range (years 1678-2261) a number is not a plausible epoch: invalid. Whole
+    # microseconds take pandas' integer path: its float-seconds path rounds under
+    # np.errstate(over="raise"), and once raised FloatingPointError on a hostile file in CI, failing
+    # the whole file (not reproduced on replay).
+    micros = (epoch.where(epoch.abs() < EPOCH_SECONDS_LIMIT) * 1e6).round().astype("Int64")
+    from_epoch = pd.to_datetime(micros, unit="us")
     is_text = series.map(lambda value: not isinstance(value, bool | int | float | np.number | list | dict))
     text = series.where(epoch.isna() & is_text).astype("string")
     from_text = pd.to_datetime(text, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
