@@ -4,7 +4,7 @@ NumPy advises the kernel to back every array of 4 MB or more with transparent hu
 (``madvise(MADV_HUGEPAGE)``). Where the kernel's THP ``defrag`` setting is ``madvise`` or
 ``defer+madvise``, a fault in such a region compacts memory synchronously whenever no huge page is
 free, instead of falling back to small pages (numpy/numpy#31590). On this project's 2-core
-machine that made an 800 MB array take 5-7 s to allocate instead of 0.6 s, and the closed-form
+machine that made an 800 MB array take 7-8 s to allocate instead of 0.6 s, and the closed-form
 fits, which allocate several item x item arrays each, spent most of their time there
 (docs/benchmarks.md, "Huge-page stalls").
 """
