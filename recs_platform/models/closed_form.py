@@ -42,6 +42,8 @@ def fingerprint(matrix: sp.csr_matrix) -> str:
 
 # Weights are kept factored when the factor has at most this share of the dense matrix's rows.
 FACTORED_MAX_RANK_SHARE = 0.25
+# Peak bytes per user x item of a factored fit: the scaled and projected float64 arrays, the float32 factor.
+FACTORED_BYTES_PER_CELL = 20
 
 
 def is_factored(n_items: int, n_users: int) -> bool:
@@ -54,7 +56,7 @@ def dense_bytes(n_items: int, n_users: int) -> int:
     otherwise the n x n float64 precision, its float32 weights, and either the shared Gram matrix
     with a working copy (users >= items) or two thin n x U factors (fewer users than items)."""
     if is_factored(n_items, n_users):
-        return 20 * n_items * n_users
+        return FACTORED_BYTES_PER_CELL * n_items * n_users
     if n_users < n_items:
         return 12 * n_items**2 + 16 * n_items * n_users
     return 28 * n_items**2

@@ -27,6 +27,7 @@ from recs_platform.models.base import (
     register,
 )
 from recs_platform.models.closed_form import (
+    FACTORED_BYTES_PER_CELL,
     FactoredWeights,
     LowRankPrecision,
     RidgeSolver,
@@ -162,7 +163,6 @@ class EASERecommender(ItemToItemRecommender):
 
     name = "ease"
     shares_fit_work = True
-    scores_rows_alone = True
     # Item indices W covers when the catalogue was pruned to fit; None for the whole catalogue.
     kept_items: np.ndarray | None = None
     # W as its thin factor with far fewer users than items (closed_form.is_factored), else None
@@ -235,18 +235,16 @@ class EASERecommender(ItemToItemRecommender):
             return self.factored.score_rows(rows)
         return np.asarray(rows @ self.weights)
 
-    def _score_one(self, items: np.ndarray) -> np.ndarray:
-        if self.kept_items is None:
-            return self._score_one_kept(items)
-        position = np.searchsorted(self.kept_items, items).clip(max=len(self.kept_items) - 1)
-        scores = np.full((1, len(self.item_map)), -np.inf)
-        scores[:, self.kept_items] = self._score_one_kept(position[self.kept_items[position] == items])
-        return scores
+    @property
+    def scores_rows_alone(self) -> bool:
+        """Unless the catalogue was pruned: W then covers the kept items only, and a row goes through
+        ``_score_rows``, which maps catalogue columns to kept ones."""
+        return self.kept_items is None
 
-    def _score_one_kept(self, items: np.ndarray) -> np.ndarray:
+    def _score_one(self, items: np.ndarray) -> np.ndarray:
         if self.factored is not None:
             return self.factored.score_items(items)
-        return self.weights[items].sum(axis=0, keepdims=True)
+        return super()._score_one(items)
 
     @property
     def item_weights(self) -> np.ndarray:
@@ -266,7 +264,7 @@ class EASERecommender(ItemToItemRecommender):
 
 def max_items_within(budget_bytes: float, n_users: int) -> int:
     """The most items whose closed-form fit needs at most ``budget_bytes`` (``dense_bytes``)."""
-    linear = int(budget_bytes // (20 * n_users))  # dense_bytes of a factored fit
+    linear = int(budget_bytes // (FACTORED_BYTES_PER_CELL * n_users))
     if is_factored(linear, n_users):
         return linear
     low, high = 1, 1
