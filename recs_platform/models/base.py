@@ -166,7 +166,8 @@ class IdMap:
         ids = self.coerce(ids)
         if not len(self.ids):
             return np.full(len(ids), -1)
-        position = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
+        position = np.searchsorted(self.ids, ids)
+        np.minimum(position, len(self.ids) - 1, out=position)  # not clip(): its dtype checks cost a request more
         return np.where(self.ids[position] == ids, position, -1)
 
     def row(self, value: int | str) -> int | None:
