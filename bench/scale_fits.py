@@ -82,7 +82,10 @@ def bpr() -> None:
         model.item_bias = torch.nn.Embedding(matrix.shape[1], 1, sparse=sparse)
         rng = np.random.default_rng(0)
         started = time.perf_counter()
-        model._train_epoch(matrix, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), rng)
+        tables = model._row_gradients()
+        model._train_epoch(
+            matrix, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), tables, rng
+        )
         seconds = (time.perf_counter() - started) * len(users) / timed_rows
         print(f"| {'SparseAdam' if sparse else 'dense Adam'} | {batch:,} | {seconds:.1f} |")
 
@@ -148,9 +151,10 @@ def bpr_epoch() -> None:
         model.user_factors, model.item_factors, model.item_bias = tables
         options = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[variant]
         optimizer = torch.optim.Adam([t.weight for t in tables], lr=0.005, weight_decay=3e-5, **options)
+        tables = model._row_gradients()
         rng, started = np.random.default_rng(0), time.perf_counter()
         for _ in range(3):
-            model._train_epoch(matrix, no_ignored, users, positives, optimizer, rng)
+            model._train_epoch(matrix, no_ignored, users, positives, optimizer, tables, rng)
         print(f"| {variant} | {(time.perf_counter() - started) / 3:.3f} |")
 
 

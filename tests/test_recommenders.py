@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
 from recs_platform.models.base import IdMap
+from recs_platform.models.bpr import RowGradients
 from recs_platform.training import fit_recommender, validator
 
 # Small and fast: the whole contract runs in a few seconds.
@@ -203,11 +204,36 @@ def test_bpr_sparse_updates_leave_rows_outside_the_batch_unchanged() -> None:
         users[batch],
         positives[batch],
         model._optimizer(),
+        model._row_gradients(),
         np.random.default_rng(0),
     )
     after = model._state()
     np.testing.assert_array_equal(after["user_factors"][20:], before["user_factors"][20:])
     assert not np.allclose(after["user_factors"][:20], before["user_factors"][:20])
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.lists(st.integers(0, 9), min_size=1, max_size=30), sparse=st.booleans())
+def test_row_gradients_equal_the_embedding_gradient(rows: list[int], sparse: bool) -> None:
+    """Repeated rows included: the table's gradient is nn.Embedding's, and the dense one is zero
+    again once cleared."""
+    import torch
+
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(10, 3)
+    index = torch.tensor(rows)
+    upstream = torch.randn(len(rows), 3)
+    (table(index) * upstream).sum().backward()
+    expected = table.weight.grad.clone()
+    table.weight.grad = None
+    gradients = RowGradients(table, sparse)
+    (gradients.lookup(index) * upstream).sum().backward()
+    gradients.hand_over()
+    handed = table.weight.grad.to_dense() if sparse else table.weight.grad.clone()
+    torch.testing.assert_close(handed, expected)
+    gradients.clear()
+    if not sparse:
+        assert not table.weight.grad.any()
 
 
 def test_bpr_early_stopping_records_best_validation_score() -> None:

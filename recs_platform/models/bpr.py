@@ -44,20 +44,32 @@ class BPRRecommender(Recommender):
         rng = np.random.default_rng(params.seed)
         torch.manual_seed(params.seed)
         n_users, n_items = matrix.shape
-        sparse = params.sparse_updates
-        self.user_factors = torch.nn.Embedding(n_users, params.factors, sparse=sparse)
-        self.item_factors = torch.nn.Embedding(n_items, params.factors, sparse=sparse)
-        self.item_bias = torch.nn.Embedding(n_items, 1, sparse=sparse)
+        self.user_factors = torch.nn.Embedding(n_users, params.factors)
+        self.item_factors = torch.nn.Embedding(n_items, params.factors)
+        self.item_bias = torch.nn.Embedding(n_items, 1)
         for table in (self.user_factors, self.item_factors):
             torch.nn.init.normal_(table.weight, std=0.1)
         torch.nn.init.zeros_(self.item_bias.weight)
         optimizer = self._optimizer()
+        tables = self._row_gradients()
         users, positives = matrix.nonzero()
         ignored = self._ignored_matrix(data)
         if ignored.nnz:
             users_with = int((np.diff(ignored.indptr) > 0).sum())
             log(f"{self.name}: {ignored.nnz} served-but-ignored items as negatives for {users_with} users")
-        train_epochs(self, lambda: self._train_epoch(matrix, ignored, users, positives, optimizer, rng), validate, log)
+
+        def epoch() -> float:
+            return self._train_epoch(matrix, ignored, users, positives, optimizer, tables, rng)
+
+        train_epochs(self, epoch, validate, log)
+
+    @property
+    def _tables(self) -> tuple[torch.nn.Embedding, torch.nn.Embedding, torch.nn.Embedding]:
+        return self.user_factors, self.item_factors, self.item_bias
+
+    def _row_gradients(self) -> list[RowGradients]:
+        """How each table's gradient reaches the optimizer, for one training run."""
+        return [RowGradients(table, self.params.sparse_updates) for table in self._tables]
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """Adam over every parameter, or, with ``sparse_updates``, SparseAdam over the batch's rows
@@ -65,7 +77,7 @@ class BPRRecommender(Recommender):
 
         Dense Adam is torch's fused kernel: the same update in one pass over each tensor instead of
         one per operation (a 10k-item epoch: 0.80-0.83 s before, 0.33 s; bench/scale_fits.py)."""
-        weights = [table.weight for table in (self.user_factors, self.item_factors, self.item_bias)]
+        weights = [table.weight for table in self._tables]
         if self.params.sparse_updates:
             return torch.optim.SparseAdam(weights, lr=self.params.learning_rate)
         return torch.optim.Adam(
@@ -87,6 +99,7 @@ class BPRRecommender(Recommender):
         users: np.ndarray,
         positives: np.ndarray,
         optimizer: torch.optim.Optimizer,
+        tables: list[RowGradients],
         rng: np.random.Generator,
     ) -> float:
         order = rng.permutation(len(users))
@@ -95,16 +108,24 @@ class BPRRecommender(Recommender):
         batch_size, total = self.params.batch_size, 0.0
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            u = torch.from_numpy(users[batch])
-            i = torch.from_numpy(positives[batch])
-            j = torch.from_numpy(negatives[start : start + batch_size])
-            positive, positive_rows = self._pair_score(u, i)
-            negative, negative_rows = self._pair_score(u, j)
+            # Positives and negatives in one lookup: one gradient per table, not two to add up.
+            items = torch.from_numpy(np.concatenate([positives[batch], negatives[start : start + batch_size]]))
+            user_table, item_table, bias_table = tables
+            user_rows = user_table.lookup(torch.from_numpy(users[batch]))
+            item_rows, bias_rows = item_table.lookup(items), bias_table.lookup(items)
+            # Positive and negative scores as one (2, batch) view: slicing the rows instead would make
+            # backward fill a zero tensor of all of them per slice.
+            n = len(batch)
+            scores = (torch.cat([user_rows, user_rows]) * item_rows).sum(dim=1) + bias_rows.view(-1)
+            positive, negative = scores.view(2, n)
             loss = -torch.nn.functional.logsigmoid(positive - negative).mean()
-            loss = loss + self._batch_penalty(positive_rows + negative_rows[1:], len(batch))
-            optimizer.zero_grad()
+            loss = loss + self._batch_penalty((user_rows, item_rows, bias_rows), n)
             loss.backward()
+            for table in tables:
+                table.hand_over()
             optimizer.step()
+            for table in tables:
+                table.clear()
             total += loss.item() * len(batch)
         return total / len(order)
 
@@ -140,13 +161,6 @@ class BPRRecommender(Recommender):
         picks = ignored.indptr[users[chosen]] + (rng.random(int(chosen.sum())) * counts[chosen]).astype(np.int64)
         negatives[chosen] = ignored.indices[picks]
 
-    def _pair_score(
-        self, users: torch.Tensor, items: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """x_ui for each pair, and the user, item and bias rows it looked up (for the penalty)."""
-        user_rows, item_rows, bias_rows = self.user_factors(users), self.item_factors(items), self.item_bias(items)
-        return (user_rows * item_rows).sum(dim=1) + bias_rows.squeeze(1), (user_rows, item_rows, bias_rows)
-
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             users = self.user_factors.weight[torch.from_numpy(user_index)]
@@ -168,6 +182,45 @@ class BPRRecommender(Recommender):
         self.user_factors = torch.nn.Embedding.from_pretrained(torch.from_numpy(state["user_factors"]))
         self.item_factors = torch.nn.Embedding.from_pretrained(torch.from_numpy(state["item_factors"]))
         self.item_bias = torch.nn.Embedding.from_pretrained(torch.from_numpy(state["item_bias"]))
+
+
+class RowGradients:
+    """The gradient of one embedding table through the rows a batch looked up.
+
+    Through ``nn.Embedding``, each lookup's backward returns a new zero-filled table for a dense
+    optimizer: 5 MB for 10k items x 128 factors, filled twice a step (positives and negatives) and
+    then added up, which was most of an epoch (docs/benchmarks.md). Here the dense gradient is one
+    persistent table, written at the batch's rows before the step and zeroed at them after it; for
+    SparseAdam it is a sparse tensor of those rows. The optimizer sees the same gradient either way.
+    """
+
+    def __init__(self, table: torch.nn.Embedding, sparse: bool) -> None:
+        self.weight = table.weight
+        self.sparse = sparse
+        self._rows = torch.zeros(0, dtype=torch.int64)
+        self._looked_up = torch.zeros(0)
+        if not sparse:
+            self.weight.grad = torch.zeros_like(self.weight)
+
+    def lookup(self, rows: torch.Tensor) -> torch.Tensor:
+        """The table's ``rows``, as a leaf of the batch's graph."""
+        self._rows = rows.to(torch.int64)  # what index_fill_ takes
+        self._looked_up = self.weight.detach().index_select(0, self._rows).requires_grad_()
+        return self._looked_up
+
+    def hand_over(self) -> None:
+        """Give the table the gradient of the rows looked up (after ``backward``)."""
+        if self.sparse:
+            self.weight.grad = torch.sparse_coo_tensor(
+                self._rows.unsqueeze(0), self._looked_up.grad, self.weight.shape, check_invariants=False
+            )
+        else:
+            self.weight.grad.index_add_(0, self._rows, self._looked_up.grad)
+
+    def clear(self) -> None:
+        """Zero the dense gradient where it was written (after the optimizer's step)."""
+        if not self.sparse:
+            self.weight.grad.index_fill_(0, self._rows, 0.0)
 
 
 @register
