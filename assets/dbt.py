@@ -2,7 +2,10 @@
 
 import json
 import os
+import shutil
+import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -53,4 +56,26 @@ def dbt_models(
     args = ["build", "--vars", json.dumps({**split.dbt_vars(), "contract": contract.dbt_vars()})]
     args += ["--full-refresh"] if config.full_refresh else []
     args += [] if contract.name == DEFAULT_CONTRACT else ["--exclude", "test_type:unit"]
-    yield from dbt.cli(args, context=context).stream()
+    yield from _build_in_home(dbt, args, context, storage.paths.dbt_targets)
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _build_in_home(dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionContext, folder: Path) -> Iterator:
+    """Run dbt in a target folder of its own under the home, removed once the build succeeded (a
+    failed build's folder holds the dbt.log that its error names).
+
+    dagster-dbt's default target folders pile up inside the dbt project (about 5 MB per run). The
+    previous build's parse state goes into the new folder and the new state is kept, so dbt
+    re-parses only the files that changed instead of the whole project.
+    """
+    target = folder / f"{context.run.run_id[:8]}-{uuid.uuid4().hex[:8]}"
+    target.mkdir(parents=True)
+    state = folder / PARTIAL_PARSE
+    if state.exists():
+        shutil.copy(state, target / PARTIAL_PARSE)
+    yield from dbt.cli(args, context=context, target_path=target).stream()
+    if (target / PARTIAL_PARSE).exists():
+        (target / PARTIAL_PARSE).replace(state)  # atomic: a concurrent build reads the old or the new
+    shutil.rmtree(target)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DbtCliResource
 from pydantic import Field, field_validator
 
-from assets.dbt_project import DBT_EXECUTABLE, dbt_project
+from assets.dbt_project import DBT_EXECUTABLE, LocalDbtCliResource, dbt_project
 from assets.executors import step_storage
 from recs_platform.data import warehouse
 from recs_platform.data.contract import DatasetContract, contract_for_home
@@ -199,7 +198,7 @@ def resources_for(env: str | None = None, home: Path | None = None) -> dict[str,
     return {
         "storage": StorageResource(home=str(paths.home)),
         "warehouse": WarehouseResource(path=str(paths.warehouse)),
-        "dbt": DbtCliResource(
+        "dbt": LocalDbtCliResource(
             project_dir=dbt_project,
             dbt_executable=DBT_EXECUTABLE,
             target=os.environ.get("DBT_TARGET", "prod" if env == "prod" else "local"),

@@ -82,6 +82,11 @@ class PlatformPaths:
         return self.home / "batch"
 
     @property
+    def dbt_targets(self) -> Path:
+        """dbt's target folders: one per invocation while it runs, and the newest parse state."""
+        return self.home / "dbt"
+
+    @property
     def experiments(self) -> Path:
         """Every sweep configuration of every run and the test metrics of the chosen models."""
         return self.home / "experiments"

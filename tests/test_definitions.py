@@ -202,3 +202,23 @@ def test_next_item_evaluation_exists_only_with_a_sequential_model(tmp_path, monk
     graph = build_definitions("dev", tmp_path).resolve_asset_graph()
     parents = {key.to_user_string() for key in graph.get(dg.AssetKey("next_item_evaluation")).parent_keys}
     assert parents == {"dataset", "sasrec_model", "popularity_model", "bpr_model"}
+
+
+def test_the_dbt_resource_knows_its_cli_version_without_running_dbt(monkeypatch):
+    """The version dagster-dbt asks ``dbt --version`` for at every dbt step is the installed one."""
+    import subprocess
+
+    import dagster_dbt.core.resource
+    from packaging import version
+
+    from assets.dbt_project import DBT_EXECUTABLE, LocalDbtCliResource, dbt_project
+
+    answer = subprocess.run([DBT_EXECUTABLE, "--version"], capture_output=True, text=True, check=True).stdout
+    cli_version = version.parse(answer.split("installed:")[1].split()[0])
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"ran {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
+    resource = LocalDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    assert resource._cli_version == cli_version

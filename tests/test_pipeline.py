@@ -109,6 +109,14 @@ def test_full_graph_deploys_the_gated_model(deployed):
     assert metadata["valid_metrics"] == chosen.valid and chosen.valid["ndcg@10"] > 0.1
 
 
+def test_dbt_builds_leave_only_their_parse_state_behind(deployed):
+    """Each dbt build ran in a target folder of its own under the home, removed after it; the last
+    one's parse state stays for the next build, and nothing piled up inside the dbt project."""
+    home, result = deployed
+    assert [path.name for path in PlatformPaths(home).dbt_targets.iterdir()] == ["partial_parse.msgpack"]
+    assert not list((REPO / "dbt_project" / "target").glob(f"*-{result.run_id[:7]}-*"))
+
+
 def test_every_landed_event_file_is_an_ingested_partition(deployed):
     home, _ = deployed
     instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
