@@ -193,6 +193,8 @@ def test_cooccurrence_normalizes_by_sqrt_popularity() -> None:
     recs = model.recommend([5], k=2)
     assert items_of(recs, 5) == [20, 30]
     np.testing.assert_allclose(recs.score, [2 / 3, 1 / 3], rtol=1e-6)
+    # An item does not co-occur with itself, and no zero is stored.
+    assert not model.cooccurrence.diagonal().any() and model.cooccurrence.data.all()
 
 
 def test_cooccurrence_without_timestamps_still_ranks() -> None:

@@ -222,13 +222,16 @@ class CooccurrenceRecommender(Recommender):
         log(f"cooccurrence: {self.cooccurrence.nnz} item pairs")
 
     def _cooccurrence(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        counts = (matrix.T @ matrix).tocsr().astype(np.float32)
-        counts.setdiag(0.0)
+        """Items x items counts, zero on the diagonal, scaled in place over the stored pairs: setdiag
+        and two diagonal products restructured millions of pairs (a 10k catalogue: 6.7M)."""
+        counts = (matrix.T.tocsr() @ matrix).astype(np.float32)
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        counts.data[rows == counts.indices] = 0.0
+        if self.params.normalize:
+            scale = 1.0 / np.sqrt(np.maximum(item_counts(matrix), 1.0))
+            counts.data = (counts.data * scale[rows] * scale[counts.indices]).astype(np.float32)
         counts.eliminate_zeros()
-        if not self.params.normalize:
-            return counts
-        scale = sp.diags(1.0 / np.sqrt(np.maximum(item_counts(matrix), 1.0)))
-        return (scale @ counts @ scale).tocsr().astype(np.float32)
+        return counts
 
     def _last_items(self, interactions: pd.DataFrame, n_users: int) -> np.ndarray:
         """Users x n_last item indices, most recent first, padded with -1."""
