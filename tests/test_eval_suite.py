@@ -328,10 +328,11 @@ def test_markdown_plots_and_html_report(suite: SuiteResult, tmp_path: Path) -> N
     tables = suite.markdown_tables()
     assert set(tables) == {"accuracy", "beyond_accuracy", "significance", "slices"}
     assert "map@10" in tables["accuracy"] and "long_tail_share@10" in tables["slices"]
-    plots = suite.plots()
+    plots = suite.plots
     assert set(plots) == {"metric_by_model", "metric_by_slice", "recommended_popularity", "score_distributions"}
     assert all(png.startswith(b"\x89PNG") and len(png) < 80_000 for png in plots.values())
     assert all(md.startswith("![") for md in suite.plot_markdown().values())
+    assert suite.plots is plots  # drawn once for the metadata and the HTML report
 
     path = write_html_report(suite, tmp_path / "report" / "evaluation.html")
     text = path.read_text()

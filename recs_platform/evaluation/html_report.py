@@ -45,7 +45,7 @@ def _sections(suite: SuiteResult) -> list[str]:
     baseline = html.escape(suite.baseline or "none")
     plots = "".join(
         f'<h3>{PLOT_TITLES[name]}</h3><img alt="{name}" src="data:image/png;base64,{encode(png)}">'
-        for name, png in suite.plots().items()
+        for name, png in suite.plots.items()
     )
     return [
         f"<h2>Accuracy (test split, cutoffs {', '.join(map(str, suite.ks))})</h2>{_table(suite.accuracy_table())}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 
@@ -117,8 +118,10 @@ class SuiteResult:
         }
         return {name: table.to_markdown(index=False, floatfmt=".4f") for name, table in tables.items()}
 
+    @cached_property
     def plots(self) -> dict[str, bytes]:
-        """PNG bytes of each report plot."""
+        """PNG bytes of each report plot; drawn once (the asset's metadata and the HTML report
+        both show them, and drawing is most of the suite's time after ranking)."""
         summary = self.summary_table()  # its order (best first) fixes each model's colour
         runs = {name: self.models[name].run.query(f"rank <= {self.k}") for name in summary.model}
         accuracy = [f"{name}@{self.primary_k}" for name in ALL_METRICS]
@@ -131,7 +134,7 @@ class SuiteResult:
 
     def plot_markdown(self) -> dict[str, str]:
         """Each plot as a markdown image with an inline base64 PNG."""
-        return {name: plots.markdown_image(name, png) for name, png in self.plots().items()}
+        return {name: plots.markdown_image(name, png) for name, png in self.plots.items()}
 
     @property
     def primary_k(self) -> int:

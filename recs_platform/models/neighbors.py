@@ -41,23 +41,25 @@ from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
 def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """The ``k`` largest entries of each row (ties by smaller column), the rest dropped.
 
-    One partition per row longer than ``k``: sorting every entry (a 10k-item similarity holds
-    about 17M) took seconds where this takes a fraction of one.
+    One partition per row longer than ``k``, and columns compared only among the entries tied at
+    the cut: sorting every entry, or every row's columns (a 10k-item similarity holds about 17M),
+    took seconds where this takes a fraction of one.
     """
-    matrix = matrix.copy()
-    matrix.sort_indices()
     keep = np.ones(matrix.nnz, dtype=bool)
     for row in np.flatnonzero(np.diff(matrix.indptr) > k):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         values = matrix.data[start:end]
         threshold = np.partition(values, len(values) - k)[len(values) - k]
         row_keep = values > threshold
-        ties = np.flatnonzero(values == threshold)[: k - np.count_nonzero(row_keep)]
-        row_keep[ties] = True
+        ties = np.flatnonzero(values == threshold)
+        columns = matrix.indices[start:end][ties]
+        row_keep[ties[np.argsort(columns, kind="stable")[: k - np.count_nonzero(row_keep)]]] = True
         keep[start:end] = row_keep
     rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=matrix.shape[0]))])
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    kept = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    kept.sort_indices()  # canonical, and cheap once pruned
+    return kept
 
 
 class ItemToItemRecommender(Recommender):
@@ -116,7 +118,8 @@ class ItemKNNRecommender(ItemToItemRecommender):
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         similarity = cosine_similarity(data.matrix.T.tocsr(), dense_output=False).tocsr().astype(np.float32)
-        similarity.setdiag(0.0)
+        rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
+        similarity.data[rows == similarity.indices] = 0.0  # not setdiag: it restructures every row
         similarity.eliminate_zeros()
         if self.params.shrinkage > 0:
             self._shrink(similarity, item_counts(data.matrix))
