@@ -14,7 +14,9 @@ wrk drives them one at a time, in rounds (noop, snapshot, precomputed, fresh his
 (bench/recommend.lua):
 
 * saturated: as fast as the server answers; the table gives the mean over rounds, and each
-  path's ratio to the no-op's mean;
+  path's ratio to the no-op's mean. The worker's CPU time per request in the same runs is the
+  steadier figure on a shared machine: the no-op's against each path's is the same ratio, measured
+  without what other processes take from the cores;
 * paced: at half the no-op's saturated rate, the latency a client sees below saturation
   (target: p99 <= 20 ms).
 
@@ -40,6 +42,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 from serving_paths import PATHS, scratch_home
 
 from recs_platform.serving.launcher import ServerHandle, start_server
@@ -102,6 +105,11 @@ def run_wrk(
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT), url]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return WrkRun(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def worker_cpu_s(server: ServerHandle) -> float:
+    """CPU seconds (user and system) the server's workers have used so far."""
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in server.worker_pids())
 
 
 def write_users(users: list[int], seed: int) -> Path:
@@ -191,6 +199,7 @@ def main() -> None:
     users_file = write_users(users, args.seed)
     names = [NOOP, *args.paths.split(","), *([BATCHED] if args.batched else [])]
     saturated: dict[str, list[WrkRun]] = {name: [] for name in names}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in names}  # worker CPU per request, per round
     with ExitStack() as stack:
         servers = {
             name: stack.enter_context(serving(home, name, bundle.version, args.new_items, args.seed)) for name in names
@@ -200,7 +209,9 @@ def main() -> None:
             run_wrk(server.url, users_file, 2, args.connections, k=args.k)
         for _ in range(args.rounds):
             for name, server in servers.items():
+                used = worker_cpu_s(server)
                 saturated[name].append(run_wrk(server.url, users_file, args.seconds, args.connections, k=args.k))
+                cpu_ms[name].append((worker_cpu_s(server) - used) * 1000 / saturated[name][-1].requests)
         half = np.mean([run.rate for run in saturated[NOOP]]) / 2
         paced = {
             name: run_wrk(server.url, users_file, args.seconds, args.connections, rate=half, k=args.k)
@@ -213,28 +224,31 @@ def main() -> None:
                 shares = profile(server, users_file, args.seconds, args.connections)
                 print(f"{name}: share of the worker's samples\n{shares}\n")
     users_file.unlink()
-    report(args, bundle, answered, saturated, paced, half)
+    report(args, bundle, answered, saturated, cpu_ms, paced, half)
 
 
-def report(args, bundle, answered, saturated, paced, half) -> None:
+def report(args, bundle, answered, saturated, cpu_ms, paced, half) -> None:
     noop_rate = np.mean([run.rate for run in saturated[NOOP]])
+    noop_cpu = np.mean(cpu_ms[NOOP])
     print(
         f"bundle {bundle.version} ({bundle.model.name}), {len(bundle.model.user_map)} users, k={args.k}; "
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} saturated rounds, "
         f"then paced at {half:.0f} req/s (half the no-op's saturated rate)\n"
     )
     print(
-        "| server | answers (50 requests) | saturated req/s per round | mean | / noop | sat. p50 ms | sat. p99 ms "
-        "| paced req/s | paced p50 ms | paced p99 ms | failed |"
+        "| server | answers (50 requests) | saturated req/s per round | mean | / noop | worker CPU ms/req per round "
+        "| noop CPU / this | sat. p50 ms | sat. p99 ms | paced req/s | paced p50 ms | paced p99 ms | failed |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, runs in saturated.items():
         rate = np.mean([run.rate for run in runs])
         rounds = ", ".join(f"{run.rate:.0f}" for run in runs)
         p50, p99 = np.median([run.p50_ms for run in runs]), np.median([run.p99_ms for run in runs])
         failed = sum(run.failed for run in runs) + paced[name].failed
+        cpu = ", ".join(f"{ms:.2f}" for ms in cpu_ms[name])
         print(
-            f"| {name} | {answered[name]} | {rounds} | {rate:.0f} | {rate / noop_rate:.0%} | {p50:.1f} | {p99:.1f} "
+            f"| {name} | {answered[name]} | {rounds} | {rate:.0f} | {rate / noop_rate:.0%} | {cpu} "
+            f"| {noop_cpu / np.mean(cpu_ms[name]):.0%} | {p50:.1f} | {p99:.1f} "
             f"| {paced[name].rate:.0f} | {paced[name].p50_ms:.1f} | {paced[name].p99_ms:.1f} | {failed} |"
         )
 
