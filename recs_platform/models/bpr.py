@@ -106,11 +106,11 @@ class BPRRecommender(Recommender):
         negatives = self._sample_negatives(matrix, users[order], rng)
         self._swap_in_ignored(negatives, ignored, users[order], rng)
         batch_size, total = self.params.batch_size, 0.0
+        user_table, item_table, bias_table = tables
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             # Positives and negatives in one lookup: one gradient per table, not two to add up.
             items = torch.from_numpy(np.concatenate([positives[batch], negatives[start : start + batch_size]]))
-            user_table, item_table, bias_table = tables
             user_rows = user_table.lookup(torch.from_numpy(users[batch]))
             item_rows, bias_rows = item_table.lookup(items), bias_table.lookup(items)
             # Positive and negative scores as one (2, batch) view: slicing the rows instead would make

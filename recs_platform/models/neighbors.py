@@ -35,7 +35,7 @@ from recs_platform.models.closed_form import (
     fingerprint,
     is_factored,
 )
-from recs_platform.models.heuristics import csr_restore, csr_state, item_counts
+from recs_platform.models.heuristics import csr_restore, csr_state, drop_diagonal, entry_rows, item_counts
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -55,8 +55,7 @@ def keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
         columns = matrix.indices[start:end][ties]
         row_keep[ties[np.argsort(columns, kind="stable")[: k - np.count_nonzero(row_keep)]]] = True
         keep[start:end] = row_keep
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=matrix.shape[0]))])
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(entry_rows(matrix)[keep], minlength=matrix.shape[0]))])
     kept = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
     kept.sort_indices()  # canonical, and cheap once pruned
     return kept
@@ -118,9 +117,7 @@ class ItemKNNRecommender(ItemToItemRecommender):
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         similarity = cosine_similarity(data.matrix.T.tocsr(), dense_output=False).tocsr().astype(np.float32)
-        rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
-        similarity.data[rows == similarity.indices] = 0.0  # not setdiag: it restructures every row
-        similarity.eliminate_zeros()
+        drop_diagonal(similarity)
         if self.params.shrinkage > 0:
             self._shrink(similarity, item_counts(data.matrix))
         self.similarity = keep_top_per_row(similarity, self.params.neighbors)
@@ -128,8 +125,7 @@ class ItemKNNRecommender(ItemToItemRecommender):
 
     def _shrink(self, similarity: sp.csr_matrix, counts: np.ndarray) -> None:
         """cos * norm / (norm + s) == c_ij / (norm + s) for binary data, with norm = sqrt(n_i n_j)."""
-        rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
-        norm = np.sqrt(counts[rows] * counts[similarity.indices])
+        norm = np.sqrt(counts[entry_rows(similarity)] * counts[similarity.indices])
         similarity.data *= (norm / (norm + self.params.shrinkage)).astype(np.float32)
 
     @property
