@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
-from recs_platform.models.base import IdMap
+from recs_platform.models.base import IdMap, _row_top_k, sorted_unique
 from recs_platform.models.bpr import RowGradients
 from recs_platform.training import fit_recommender, validator
 
@@ -284,3 +284,22 @@ def test_feedback_bpr_learns_to_push_down_what_users_were_shown_and_ignored() ->
         ranks[model.name] = joined["rank"].mean()
     assert ranks["bpr_feedback"] > ranks["bpr"] + 3
     assert ranks["bpr"] < 4  # plain BPR ranks the ignored item among the user's own cluster
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from([-np.inf, 0.0, 0.5, 1.0, 2.0]) | st.floats(-5, 5), min_size=1, max_size=40),
+    st.integers(1, 40),
+)
+def test_row_top_k_is_the_sorted_prefix_with_ties_by_smaller_index(values, k) -> None:
+    row = np.array(values, dtype=np.float32)  # few distinct values: many ties at the cut
+    k = min(k, len(row))
+    expected = np.lexsort((np.arange(len(row)), -row))[:k]
+    assert _row_top_k(row, k).tolist() == expected.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 29), max_size=60))
+def test_sorted_unique_is_numpy_unique(values) -> None:
+    array = np.array(values, dtype=np.int64)
+    np.testing.assert_array_equal(sorted_unique(array), np.unique(array))

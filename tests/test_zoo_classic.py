@@ -351,3 +351,14 @@ def test_dlae_dropout_regularises_popular_items_more() -> None:
 def test_dlae_rejects_dropout_of_one() -> None:
     with pytest.raises(ValueError, match="dropout"):
         fitted_on(DLAERecommender(dropout=1.0), small_dense())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 11), min_size=1, max_size=30))
+def test_one_history_is_scored_as_the_sparse_product_bit_for_bit(history) -> None:
+    """A serving request's row (``_score_one``) and a batch's sparse product give the same floats."""
+    model = fitted_on(DLAERecommender(dropout=0.3, l2=2.0), small_dense())
+    items = np.array(history, dtype=np.int64)
+    batch = model._score_rows(model.history_matrix([np.unique(items)]))
+    np.testing.assert_array_equal(model._score_histories([items]), batch)
+    assert model._score_histories([items]).dtype == np.float32

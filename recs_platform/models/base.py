@@ -92,7 +92,7 @@ def as_ids(values: Iterable[Any] | np.ndarray) -> np.ndarray:
     ids (which ``np.load(allow_pickle=False)`` reads back, unlike object arrays)."""
     array = values if isinstance(values, np.ndarray) else np.asarray(list(values))
     if array.dtype.kind in "iu" or (array.size == 0 and array.dtype.kind != "U"):
-        return array.astype(np.int64)
+        return array.astype(np.int64, copy=False)
     if array.dtype.kind == "O" and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in array):
         return array.astype(np.int64)
     return array.astype(str)
@@ -101,6 +101,12 @@ def as_ids(values: Iterable[Any] | np.ndarray) -> np.ndarray:
 def plain_id(value: Any) -> int | str:
     """A numpy or pandas id as the JSON-ready int or str it stands for."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by one sort: for the short arrays of a request, a fifth of its time."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
 
 
 def sorted_row(sorted_ids: np.ndarray, value: int | str) -> int | None:
@@ -340,7 +346,7 @@ class Recommender(ABC):
         row = self.user_map.row(user_id)
         if row is None:
             raise KeyError(f"unknown ids: {[user_id]}")
-        scores = np.asarray(self._score(np.array([row])), dtype=np.float64)[0]
+        scores = _maskable(self._score(np.array([row])))[0]
         scores[self.seen_items(row)] = -np.inf
         return self._best(scores, k)
 
@@ -360,7 +366,7 @@ class Recommender(ABC):
         """Item ids and scores of the top ``k`` of one score row; -inf (masked) items are dropped."""
         top = _row_top_k(scores, min(k, len(scores)))
         top = top[np.isfinite(scores[top])]
-        return self.item_map.ids[top], scores[top]
+        return self.item_map.ids[top], scores[top].astype(np.float64)
 
     def _top_k(self, users: np.ndarray, index: np.ndarray, k: int, masked: sp.csr_matrix | None) -> pd.DataFrame:
         scores = _maskable(self._score(index))
@@ -397,7 +403,7 @@ class Recommender(ABC):
             raise ValueError("k must be positive")
         self._require_fitted()
         known = self._known_items(history)
-        scores = np.asarray(self._score_histories([known]), dtype=np.float64)[0]
+        scores = _maskable(self._score_histories([known]))[0]
         scores[known] = -np.inf
         if excluded := list(exclude):
             scores[self._known_items(excluded)] = -np.inf
@@ -493,15 +499,16 @@ def _maskable(scores: np.ndarray | np.matrix) -> np.ndarray:
 def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` best scores, ties broken by smaller index (= smaller item id).
 
-    Partitioning alone would pick arbitrary members among items tied at the k-th score, so
-    the items tied at the cut are chosen explicitly; the top k is then always a prefix of
-    the full ranking.
+    Partitioning alone picks arbitrary members among items tied at the k-th score, so when more
+    items tie there than it kept, the tied ones are chosen by index; the top k is then always a
+    prefix of the full ranking.
     """
-    cut = np.partition(row, len(row) - k)[len(row) - k]
-    above = np.flatnonzero(row > cut)
-    tied = np.flatnonzero(row == cut)[: k - len(above)]
-    chosen = np.concatenate([above, tied])
-    return chosen[np.argsort(-row[chosen], kind="stable")]
+    chosen = np.argpartition(row, len(row) - k)[len(row) - k :]
+    cut = row[chosen].min()
+    if np.count_nonzero(row == cut) > np.count_nonzero(row[chosen] == cut):  # rare: more ties than places
+        above = chosen[row[chosen] > cut]
+        chosen = np.concatenate([above, np.flatnonzero(row == cut)[: k - len(above)]])
+    return chosen[np.lexsort((chosen, -row[chosen]))]
 
 
 def load_recommender(path: Path) -> Recommender:
