@@ -303,3 +303,18 @@ def test_row_top_k_is_the_sorted_prefix_with_ties_by_smaller_index(values, k) ->
 def test_sorted_unique_is_numpy_unique(values) -> None:
     array = np.array(values, dtype=np.int64)
     np.testing.assert_array_equal(sorted_unique(array), np.unique(array))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 15)), min_size=1, max_size=50),
+    st.lists(st.integers(-2, 20), max_size=25),
+)
+def test_unseen_known_is_known_and_not_trained_on(pairs, asked) -> None:
+    train = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    model = PopularityRecommender().fit(train)
+    user = int(train.user_id.iloc[0])
+    trained = set(train.item_id[train.user_id == user])
+    expected = [item in set(train.item_id) and item not in trained for item in asked]
+    unseen = model.unseen_known(model.user_map.row(user), np.array(asked, dtype=np.int64))
+    assert unseen.tolist() == expected

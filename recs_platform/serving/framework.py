@@ -1,4 +1,5 @@
-"""A fix to BentoML 1.4's request timeout, applied by the services that import this module.
+"""A fix to BentoML 1.4's request timeout, applied by the services that import this module, and
+the garbage collector kept off what a server loads (``freeze_loaded_objects``).
 
 BentoML's ``TimeoutMiddleware`` schedules one timer per request (``loop.call_later(timeout, ...)``)
 and never cancels it. The timer keeps the request's context alive, its OpenTelemetry spans among
@@ -11,6 +12,7 @@ timer cancelled when the request ends; asyncio then drops cancelled timers from 
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
@@ -46,3 +48,16 @@ async def _call_with_cancelled_timer(self: TimeoutMiddleware, scope: dict, recei
 def cancel_request_timers() -> None:
     """Install the fix (idempotent); call it where a service module is imported."""
     TimeoutMiddleware.__call__ = _call_with_cancelled_timer
+
+
+def freeze_loaded_objects() -> None:
+    """Collect once, then move every object alive now out of the collector's sight (``gc.freeze``).
+
+    A serving process holds hundreds of thousands of long-lived objects (the libraries it
+    imports, the bundle, the online store), and every full collection walks them all while the
+    requests wait: a frozen heap leaves the collector only what requests allocate. Called again
+    after each swap, so the objects of the replaced values are collected first rather than kept.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -132,6 +132,7 @@ class ProductionModel:
         self.challengers: Watched[list[Challenger]] | None = None
         self.bundle_dir: Path | None = None  # the store folder of the served bundle
         self._listeners: list[Callable[[], None]] = []
+        self._swap_listeners: list[Callable[[], None]] = []
 
     def start(self) -> None:
         """Load what the pointers name now, then watch them in the background.
@@ -189,9 +190,9 @@ class ProductionModel:
         return (self.bundle, self.precomputed, self.online, self.challengers)
 
     def refresh(self) -> None:
-        for watched in self.watched:
-            watched.refresh()
-        for listener in self._listeners:
+        swapped = [watched.refresh() for watched in self.watched]
+        listeners = self._listeners + (self._swap_listeners if any(swapped) else [])
+        for listener in listeners:
             try:
                 listener()
             except Exception:  # a reporting problem must not stop the reload thread
@@ -200,6 +201,10 @@ class ProductionModel:
     def on_refresh(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every poll (the service writes its status file there)."""
         self._listeners.append(listener)
+
+    def on_swap(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after a poll that swapped in a new value (the first load included)."""
+        self._swap_listeners.append(listener)
 
     def health(self) -> ServingHealth:
         """Degraded when something on disk is wrong that this process works around (see

@@ -10,7 +10,6 @@ as landed serving-log files.
 import logging
 import os
 import time
-import uuid
 from datetime import UTC, datetime
 
 import bentoml
@@ -20,7 +19,7 @@ from starlette.responses import JSONResponse
 from recs_platform.data.serving_log import SHOWN, ServingLogWriter
 from recs_platform.serving.answer import Request, answer, answer_record
 from recs_platform.serving.contract import JsonBodiesOnly, PublishedSpec, published_spec
-from recs_platform.serving.framework import cancel_request_timers
+from recs_platform.serving.framework import cancel_request_timers, freeze_loaded_objects
 from recs_platform.serving.health import ReadinessMiddleware, StatusFile, metrics_text
 from recs_platform.serving.inspect import AdminSettings, Inspector, build_app
 from recs_platform.serving.model import ProductionModel, ServingHealth, production_registry
@@ -58,6 +57,7 @@ class RecommenderService:
         paths = PlatformPaths.from_env()
         self.status_file = StatusFile(paths.serving_status, self.production.health)
         self.production.on_refresh(self.status_file.write)
+        self.production.on_swap(freeze_loaded_objects)
         self.production.start()
         rotate_s = float(os.environ.get("RECS_SERVING_LOG_ROTATE_S", DEFAULT_LOG_ROTATE_S))
         self.serving_log = ServingLogWriter(paths.serving_logs, rotate_s=rotate_s)
@@ -115,7 +115,7 @@ class RecommenderService:
             precomputed = None  # the lists of the previous bundle, until this one's are loaded
         result = answer(bundle, request, state, precomputed)
         response = RecommendResponse(
-            request_id=str(uuid.uuid4()),
+            request_id=os.urandom(16).hex(),  # uuid4's 128 random bits, at a tenth of its cost
             user_id=user_id,
             model_version=bundle.version,
             source=result.source,
