@@ -1,7 +1,7 @@
 """Throughput and latency of ``recommend`` against a no-op BentoML service, side by side in one run.
 
     apt-get install wrk
-    .venv/bin/python bench/serving_throughput.py --home var/sim --seconds 15 --rounds 2
+    .venv/bin/python bench/serving_throughput.py --home var/sim --seconds 6 --rounds 6
 
 The home must hold a deployed champion, its precomputed lists and an online store (what
 bench/pipeline.py or a simulation leaves). Four servers run at once, each with the service's
@@ -9,14 +9,15 @@ default settings (one worker): the no-op service (``bench/noop_service.py``: sam
 same response shape, no model) and the real service on the three paths of bench/serving_paths.py
 (snapshot, precomputed, fresh history), each in a scratch home holding only what its path needs.
 
-wrk drives them one at a time, in rounds (noop, snapshot, precomputed, fresh history, again), with
-``-t1 -c<connections>`` posting ``{"user_id": u, "k": 10}`` across the model's users
-(bench/recommend.lua):
+wrk drives them one at a time with ``-t1 -c<connections>`` posting ``{"user_id": u, "k": 10}``
+across the model's users (bench/recommend.lua):
 
-* saturated: as fast as the server answers; the table gives the mean over rounds, and each
-  path's ratio to the no-op's mean. The worker's CPU time per request in the same runs is the
-  steadier figure on a shared machine: the no-op's against each path's is the same ratio, measured
-  without what other processes take from the cores;
+* saturated: as fast as the server answers. Each round runs every path right after a run of the
+  no-op, so each ratio compares two runs seconds apart: this machine's speed drifts by a third
+  over minutes, more than the differences measured. The table gives each path's median over
+  rounds of its ratio to the no-op run before it, in throughput and in the worker's CPU time per
+  request (the no-op's over the path's; the steadier one, without what other processes take
+  from the cores);
 * paced: at half the no-op's saturated rate, the latency a client sees below saturation
   (target: p99 <= 20 ms).
 
@@ -60,8 +61,8 @@ BATCHED = "snapshot_batched"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path("var/bench"), help="platform home (RECS_HOME)")
-    parser.add_argument("--seconds", type=int, default=15, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=2, help="saturated rounds over all servers")
+    parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=6, help="saturated rounds (each path after a no-op run)")
     parser.add_argument("--connections", type=int, default=16, help="wrk -c")
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated serving paths to run")
     parser.add_argument("--k", type=int, default=10)
@@ -198,8 +199,8 @@ def main() -> None:
     users = bundle.model.user_map.ids.tolist()
     users_file = write_users(users, args.seed)
     names = [NOOP, *args.paths.split(","), *([BATCHED] if args.batched else [])]
-    saturated: dict[str, list[WrkRun]] = {name: [] for name in names}
-    cpu_ms: dict[str, list[float]] = {name: [] for name in names}  # worker CPU per request, per round
+    # Per path and round: the no-op's run, then the path's.
+    pairs: dict[str, list[tuple[Saturated, Saturated]]] = {name: [] for name in names if name != NOOP}
     with ExitStack() as stack:
         servers = {
             name: stack.enter_context(serving(home, name, bundle.version, args.new_items, args.seed)) for name in names
@@ -208,11 +209,10 @@ def main() -> None:
         for server in servers.values():  # warm-up: first-call costs, connection setup
             run_wrk(server.url, users_file, 2, args.connections, k=args.k)
         for _ in range(args.rounds):
-            for name, server in servers.items():
-                used = worker_cpu_s(server)
-                saturated[name].append(run_wrk(server.url, users_file, args.seconds, args.connections, k=args.k))
-                cpu_ms[name].append((worker_cpu_s(server) - used) * 1000 / saturated[name][-1].requests)
-        half = np.mean([run.rate for run in saturated[NOOP]]) / 2
+            for name in pairs:
+                noop = saturate(servers[NOOP], users_file, args)
+                pairs[name].append((noop, saturate(servers[name], users_file, args)))
+        half = np.mean([noop.run.rate for runs in pairs.values() for noop, _ in runs]) / 2
         paced = {
             name: run_wrk(server.url, users_file, args.seconds, args.connections, rate=half, k=args.k)
             for name, server in servers.items()
@@ -224,33 +224,56 @@ def main() -> None:
                 shares = profile(server, users_file, args.seconds, args.connections)
                 print(f"{name}: share of the worker's samples\n{shares}\n")
     users_file.unlink()
-    report(args, bundle, answered, saturated, cpu_ms, paced, half)
+    report(args, bundle, answered, pairs, paced, half)
 
 
-def report(args, bundle, answered, saturated, cpu_ms, paced, half) -> None:
-    noop_rate = np.mean([run.rate for run in saturated[NOOP]])
-    noop_cpu = np.mean(cpu_ms[NOOP])
+@dataclass(frozen=True)
+class Saturated:
+    """One saturated wrk run and the worker CPU time it took per request."""
+
+    run: WrkRun
+    cpu_ms: float
+
+
+def saturate(server: ServerHandle, users_file: Path, args: argparse.Namespace) -> Saturated:
+    used = worker_cpu_s(server)
+    run = run_wrk(server.url, users_file, args.seconds, args.connections, k=args.k)
+    return Saturated(run, (worker_cpu_s(server) - used) * 1000 / run.requests)
+
+
+def report(args, bundle, answered, pairs, paced, half) -> None:
     print(
         f"bundle {bundle.version} ({bundle.model.name}), {len(bundle.model.user_map)} users, k={args.k}; "
-        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} saturated rounds, "
-        f"then paced at {half:.0f} req/s (half the no-op's saturated rate)\n"
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} saturated rounds (each path right after "
+        f"a no-op run), then paced at {half:.0f} req/s (half the no-op's mean saturated rate)\n"
     )
     print(
-        "| server | answers (50 requests) | saturated req/s per round | mean | / noop | worker CPU ms/req per round "
-        "| noop CPU / this | sat. p50 ms | sat. p99 ms | paced req/s | paced p50 ms | paced p99 ms | failed |"
+        "| server | answers (50 requests) | saturated req/s per round (no-op's before) | median / noop "
+        "| worker CPU ms/req per round (no-op's) | median noop CPU / this | sat. p50 ms | sat. p99 ms "
+        "| paced req/s | paced p50 ms | paced p99 ms | failed |"
     )
-    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, runs in saturated.items():
-        rate = np.mean([run.rate for run in runs])
-        rounds = ", ".join(f"{run.rate:.0f}" for run in runs)
-        p50, p99 = np.median([run.p50_ms for run in runs]), np.median([run.p99_ms for run in runs])
-        failed = sum(run.failed for run in runs) + paced[name].failed
-        cpu = ", ".join(f"{ms:.2f}" for ms in cpu_ms[name])
-        print(
-            f"| {name} | {answered[name]} | {rounds} | {rate:.0f} | {rate / noop_rate:.0%} | {cpu} "
-            f"| {noop_cpu / np.mean(cpu_ms[name]):.0%} | {p50:.1f} | {p99:.1f} "
-            f"| {paced[name].rate:.0f} | {paced[name].p50_ms:.1f} | {paced[name].p99_ms:.1f} | {failed} |"
-        )
+    print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    noops = [noop for runs in pairs.values() for noop, _ in runs]
+    rates, cpu = ", ".join(f"{n.run.rate:.0f}" for n in noops), ", ".join(f"{n.cpu_ms:.2f}" for n in noops)
+    print(_line(NOOP, answered[NOOP], rates, 1.0, cpu, 1.0, noops, paced[NOOP]))
+    for name, runs in pairs.items():
+        rates = ", ".join(f"{this.run.rate:.0f} ({noop.run.rate:.0f})" for noop, this in runs)
+        cpu = ", ".join(f"{this.cpu_ms:.2f} ({noop.cpu_ms:.2f})" for noop, this in runs)
+        rate_ratio = np.median([this.run.rate / noop.run.rate for noop, this in runs])
+        cpu_ratio = np.median([noop.cpu_ms / this.cpu_ms for noop, this in runs])
+        print(_line(name, answered[name], rates, rate_ratio, cpu, cpu_ratio, [this for _, this in runs], paced[name]))
+
+
+def _line(
+    name: str, answered: str, rates: str, rate_ratio: float, cpu: str, cpu_ratio: float, runs: list, paced: WrkRun
+) -> str:
+    """One server's row; latencies are medians over its saturated ``runs``."""
+    p50, p99 = np.median([r.run.p50_ms for r in runs]), np.median([r.run.p99_ms for r in runs])
+    failed = sum(r.run.failed for r in runs) + paced.failed
+    return (
+        f"| {name} | {answered} | {rates} | {rate_ratio:.0%} | {cpu} | {cpu_ratio:.0%} | {p50:.1f} | {p99:.1f} "
+        f"| {paced.rate:.0f} | {paced.p50_ms:.1f} | {paced.p99_ms:.1f} | {failed} |"
+    )
 
 
 if __name__ == "__main__":
