@@ -3,18 +3,24 @@ Dagster instance of config/dagster/postgres.yaml records a job's run and events 
 embedded default), and the dbt project builds on the `postgres` target with the same results as
 on DuckDB."""
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import dagster._daemon.monitoring.run_monitoring as run_monitoring
 import pytest
 import yaml
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.test_utils import create_run_for_test
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from postgres_server import running_postgres
 from psycopg2.extras import execute_values
@@ -49,6 +55,22 @@ def instance_home(folder: Path, config: Path) -> Path:
 def test_sqlite_stays_the_embedded_default(tmp_path):
     with dg.DagsterInstance.from_config(str(instance_home(tmp_path / "dagster", EMBEDDED))) as instance:
         assert isinstance(instance.run_storage, SqliteRunStorage)
+
+
+def test_a_run_whose_worker_never_came_up_is_failed_rather_than_left_starting(tmp_path, monkeypatch):
+    """As when the demo is stopped while a scheduled run is being launched: the daemon's run
+    monitoring, on by the instance's configuration, fails it after the start timeout."""
+    with dg.DagsterInstance.from_config(str(instance_home(tmp_path / "dagster", EMBEDDED))) as instance:
+        run = create_run_for_test(instance, job_name="check_freshness")
+        starting = DagsterEvent(DagsterEventType.RUN_STARTING.value, job_name=run.job_name)
+        instance.report_dagster_event(starting, run.run_id)
+        record = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))[0]
+        run_monitoring.monitor_starting_run(instance, record, logging.getLogger(__name__))
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTING  # still within the timeout
+        later = time.time() + instance.run_monitoring_start_timeout_seconds + 1
+        monkeypatch.setattr(run_monitoring, "get_current_timestamp", lambda: later)
+        run_monitoring.monitor_starting_run(instance, record, logging.getLogger(__name__))
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
 
 
 def test_the_production_instance_differs_from_the_embedded_one_only_in_storage():
