@@ -504,11 +504,13 @@ def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
     prefix of the full ranking.
     """
     chosen = np.argpartition(row, len(row) - k)[len(row) - k :]
-    cut = row[chosen].min()
-    if np.count_nonzero(row == cut) > np.count_nonzero(row[chosen] == cut):  # rare: more ties than places
-        above = chosen[row[chosen] > cut]
+    scores = row[chosen]
+    cut = scores.min()
+    if np.count_nonzero(row == cut) > np.count_nonzero(scores == cut):  # rare: more ties than places
+        above = chosen[scores > cut]
         chosen = np.concatenate([above, np.flatnonzero(row == cut)[: k - len(above)]])
-    return chosen[np.lexsort((chosen, -row[chosen]))]
+        scores = row[chosen]
+    return chosen[np.lexsort((chosen, -scores))]
 
 
 def load_recommender(path: Path) -> Recommender:
