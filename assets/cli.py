@@ -55,7 +55,7 @@ def run_graph(home: PlatformPaths, terminal: Terminal) -> RunSummary:
 
     from assets.definitions import build_definitions
     from assets.progress import Estimate, EventRouter, RunRecord, run_logging
-    from assets.runner import materialize_all, planned_jobs
+    from assets.runner import materialize_all, planned_runs
     from assets.summary import RunSummary
 
     log = home.logs / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
@@ -65,7 +65,7 @@ def run_graph(home: PlatformPaths, terminal: Terminal) -> RunSummary:
         with run_logging(log, router, terminal.verbose) as loggers:
             defs = build_definitions()
             instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-            total = sum(len(defs.resolve_job_def(job).graph.node_names()) for job in planned_jobs(home))
+            total = sum(len(job.graph.node_names()) for job in planned_runs(defs, home))
             router.display = terminal.display(total, Estimate.load(home.logs / LAST_SUCCESS), record)
             with router.display or contextlib.nullcontext():
                 materialize_all(defs, instance, home, loggers=loggers)

@@ -109,6 +109,18 @@ def test_full_graph_deploys_the_gated_model(deployed):
     assert metadata["valid_metrics"] == chosen.valid and chosen.valid["ndcg@10"] > 0.1
 
 
+def test_one_invocation_builds_each_asset_once(deployed):
+    """The ingestion before the pipeline loads the raw events only: the catalogs, dbt models and the
+    online store it used to refresh are the pipeline's, so one ``recs-platform run`` builds them once."""
+    home, result = deployed
+    instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+    ingestion = next(r for r in instance.get_run_records() if r.dagster_run.job_name == "ingest_events")
+    assert ingestion.dagster_run.asset_selection == {dg.AssetKey(["raw", "events"])}
+    for key in ("raw/items", "stg_events", "interactions", "online_store"):
+        materializations = instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=10).records
+        assert [m.run_id for m in materializations] == [result.run_id], key
+
+
 def test_dbt_builds_leave_only_their_parse_state_behind(deployed):
     """Each dbt build ran in a target folder of its own under the home, removed after it; the last
     one's parse state stays for the next build, and nothing piled up inside the dbt project."""
