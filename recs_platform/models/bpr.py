@@ -113,11 +113,12 @@ class BPRRecommender(Recommender):
             items = torch.from_numpy(np.concatenate([positives[batch], negatives[start : start + batch_size]]))
             user_rows = user_table.lookup(torch.from_numpy(users[batch]))
             item_rows, bias_rows = item_table.lookup(items), bias_table.lookup(items)
-            # Positive and negative scores as one (2, batch) view: slicing the rows instead would make
-            # backward fill a zero tensor of all of them per slice.
+            # Positive and negative scores as one (2, batch) product, the user rows broadcast over
+            # both: slicing the rows instead would make backward fill a zero tensor of all of them
+            # per slice, and concatenating the user rows twice copied them forward and back.
             n = len(batch)
-            scores = (torch.cat([user_rows, user_rows]) * item_rows).sum(dim=1) + bias_rows.view(-1)
-            positive, negative = scores.view(2, n)
+            scores = (item_rows.view(2, n, -1) * user_rows).sum(dim=2) + bias_rows.view(2, n)
+            positive, negative = scores
             loss = -torch.nn.functional.logsigmoid(positive - negative).mean()
             loss = loss + self._batch_penalty((user_rows, item_rows, bias_rows), n)
             loss.backward()
@@ -218,8 +219,14 @@ class RowGradients:
             self.weight.grad.index_add_(0, self._rows, self._looked_up.grad)
 
     def clear(self) -> None:
-        """Zero the dense gradient where it was written (after the optimizer's step)."""
-        if not self.sparse:
+        """Zero the dense gradient where it was written (after the optimizer's step). A table at most
+        four times the rows written is zeroed whole, which costs less: 10k x 128 after 4,096 rows,
+        123 µs against 645 µs at the rows (bench/scale_fits.py --only row_gradients)."""
+        if self.sparse:
+            return
+        if self.weight.numel() <= 4 * self._looked_up.numel():
+            self.weight.grad.zero_()
+        else:
             self.weight.grad.index_fill_(0, self._rows, 0.0)
 
 
