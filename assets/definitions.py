@@ -55,7 +55,7 @@ def build_definitions(env: str | None = None, home: Path | None = None) -> dg.De
             dataset_statistics_report,
             *models,
             over_models(evaluation_report, model_keys),
-            over_models(evaluation_suite, model_keys),
+            over_models(evaluation_suite, model_keys, after=["evaluation_report"]),
             *([over_models(next_item_evaluation, sequential)] if sequential else []),
             candidate_model,
             deployment,

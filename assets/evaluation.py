@@ -1,6 +1,6 @@
 """Every recommender through the same evaluation; one comparison report."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -9,20 +9,23 @@ from pydantic import Field
 from assets.resources import GateSettings, StorageResource
 from recs_platform.artifacts import DatasetVersion, ModelArtifact
 from recs_platform.evaluation.html_report import write_html_report
-from recs_platform.evaluation.report import EvaluationReport, build_report
+from recs_platform.evaluation.report import EvaluationReport, build_report, reusable_runs
 from recs_platform.evaluation.suite import full_evaluation
 from recs_platform.experiments import record_evaluation
 from recs_platform.models.base import load_recommender
 from recs_platform.training import compare_next_item
 
 
-def over_models(compute: Callable[..., object], model_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
-    """An evaluation asset named after ``compute`` whose inputs are every model asset of the graph."""
+def over_models(
+    compute: Callable[..., object], model_keys: list[dg.AssetKey], after: Sequence[str] = ()
+) -> dg.AssetsDefinition:
+    """An evaluation asset named after ``compute`` whose inputs are every model asset of the graph
+    (and the assets named in ``after``)."""
     return dg.asset(
         name=compute.__name__,
         group_name="evaluation",
         automation_condition=dg.AutomationCondition.eager(),
-        ins={key.path[-1]: dg.AssetIn(key) for key in model_keys},
+        ins={key.path[-1]: dg.AssetIn(key) for key in model_keys} | {name: dg.AssetIn(name) for name in after},
     )(compute)
 
 
@@ -72,10 +75,12 @@ def evaluation_suite(
     dataset: DatasetVersion,
     storage: StorageResource,
     gate: GateSettings,
+    evaluation_report: EvaluationReport,
     **models: ModelArtifact,
 ) -> dg.MaterializeResult:
     """Accuracy at several k, coverage, diversity, novelty, popularity bias, slices, custom metrics and
-    significance against the best baseline, with plots and a standalone HTML report."""
+    significance against the best baseline, with plots and a standalone HTML report. The test
+    rankings the evaluation report wrote are scored again rather than recomputed, when deep enough."""
     loaded = {a.recommender: load_recommender(Path(a.path)) for a in models.values() if not a.skipped}
     suite = full_evaluation(
         loaded,
@@ -84,6 +89,7 @@ def evaluation_suite(
         custom_metrics=config.custom_metrics,
         primary_metric=gate.metric,
         contract=storage.contract(),
+        runs=reusable_runs(evaluation_report, list(models.values()), max(config.ks)),
     )
     html = write_html_report(suite, storage.paths.evaluations / dataset.version / "report.html")
     record_evaluation(storage.paths.experiments, dataset.version, {name: m.summary for name, m in suite.models.items()})

@@ -1,8 +1,10 @@
 """Sweeps that share work (one Gram matrix and decomposition for the closed-form models), models that
-do not fit their memory budget (skipped with the reason, or pruned to the most-supported items), and
-ranking in bounded batches."""
+do not fit their memory budget (skipped with the reason, or pruned to the most-supported items),
+ranking in bounded batches, and evaluations that share rankings."""
 
+from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -10,9 +12,10 @@ import pytest
 import scipy.sparse as sp
 
 from recs_platform.artifacts import DatasetVersion, ModelArtifact
-from recs_platform.evaluation.report import build_report
+from recs_platform.evaluation.report import build_report, reusable_runs
+from recs_platform.evaluation.suite import full_evaluation
 from recs_platform.models import base
-from recs_platform.models.base import CannotFit, FitCache, load_recommender
+from recs_platform.models.base import CannotFit, FitCache, Recommender, load_recommender
 from recs_platform.models.closed_form import RidgeSolver, dense_bytes
 from recs_platform.models.neighbors import DLAERecommender, EASERecommender, max_items_within
 from recs_platform.sweeps import SweepConfig, best, expand_grid, sweep_table, train_and_validate
@@ -182,3 +185,23 @@ def test_ranking_runs_in_batches_bounded_by_the_score_budget(dataset, monkeypatc
     pd.testing.assert_frame_equal(model.recommend(range(30), k=5), whole)
     assert batches == [7, 7, 7, 7, 2]
     assert base.score_batch_rows(50_000) == 1  # at the patched budget: never fewer than one user
+
+
+def test_the_suite_scores_the_reports_runs_as_if_it_ranked_again(dataset, tmp_path):
+    """The report's run files are 20 deep, so the suite's default cutoffs reuse them: same numbers,
+    and nothing is ranked twice. A run of another artifact, or too shallow, is never reused."""
+    artifacts = [train(name, {}, dataset, tmp_path) for name in ("popularity", "item_knn")]
+    report = build_report(artifacts, dataset.load(), dataset.version, tmp_path / "eval")
+    runs = reusable_runs(report, artifacts, depth=20)
+    assert set(runs) == {"popularity", "item_knn"} and runs["item_knn"]["rank"].max() == 20
+    assert reusable_runs(report, artifacts, depth=21) == {}
+    moved = replace(artifacts[0], path=str(tmp_path / "elsewhere"))
+    assert reusable_runs(report, [moved], depth=20) == {}
+
+    models = {a.recommender: load_recommender(Path(a.path)) for a in artifacts}
+    ranked = full_evaluation(models, dataset.load(), ks=(5, 10, 20), n_resamples=50)
+    with patch.object(Recommender, "recommend", side_effect=AssertionError("ranked again")):
+        reused = full_evaluation(models, dataset.load(), ks=(5, 10, 20), n_resamples=50, runs=runs)
+    for name in models:
+        assert reused.models[name].summary == pytest.approx(ranked.models[name].summary)
+        pd.testing.assert_frame_equal(reused.models[name].per_user, ranked.models[name].per_user)

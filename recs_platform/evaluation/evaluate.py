@@ -30,7 +30,7 @@ class EvaluationResult:
     n_skipped_users: int
 
     def write_run_files(self, directory: Path) -> dict[str, Path]:
-        """Write the top-k lists and ground truth as Parquet so anyone can recompute metrics."""
+        """Write the ranked lists and ground truth as Parquet so anyone can recompute metrics."""
         directory.mkdir(parents=True, exist_ok=True)
         paths = {"run": directory / "run.parquet", "qrels": directory / "ground_truth.parquet"}
         self.run[["user_id", "item_id", "rank", "score"]].to_parquet(paths["run"], index=False)
@@ -104,13 +104,18 @@ def evaluate(
     exclude: pd.DataFrame | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     ks: Sequence[int] | None = None,
+    depth: int | None = None,
+    run: pd.DataFrame | None = None,
 ) -> EvaluationResult:
     """Rank the full catalog for every ground-truth user the model knows and score the top k.
 
     Training items are always masked; ``exclude`` masks more (the validation items at test
     time). Users unknown to the model are counted in ``n_skipped_users``. With ``ks`` the
     catalog is ranked once to ``max(ks)`` and every cutoff is scored; ``k`` is then ignored.
-    A ``GroundTruth`` prepared once is shared by every evaluation against it.
+    ``depth`` ranks deeper than the cutoffs (the result's run keeps those ranks). ``run`` is a
+    ranking this model made before with the same masks, at least as deep as the cutoffs: it is
+    scored instead of ranking again. A ``GroundTruth`` prepared once is shared by every evaluation
+    against it.
     """
     k = max(ks) if ks else k
     truth = GroundTruth.of(ground_truth)
@@ -118,7 +123,10 @@ def evaluate(
     known = recommender.known_users(users)
     if not known.all():
         truth = truth.restricted_to(users[known])
-    run = recommender.recommend(users[known], k=k, exclude=exclude)
+    if run is None:
+        run = recommender.recommend(users[known], k=max(k, depth or k), exclude=exclude)
+    else:
+        run = run[run["rank"] <= k]
     per_user = score_run(run, truth, k, metrics, ks)
     summary = {column: float(per_user[column].mean()) for column in per_user.columns[2:]}
     return EvaluationResult(

@@ -26,6 +26,7 @@ class ModelScores:
     run_dir: str
     artifact_path: str
     trained_on: str = TRAIN
+    run_depth: int = 0  # ranks per user in the run file (0: not recorded)
     # Split gain per ranker feature, largest first, for models that rank with features (two_stage).
     feature_importance: dict[str, float] = field(default_factory=dict)
 
@@ -72,11 +73,28 @@ class EvaluationReport:
         return [s for s in self.scores.values() if not s.is_learned]
 
 
+# The run files hold each user's top 20 (or the metric's cutoff if deeper): as many as the evaluation
+# suite's default cutoffs need, so it scores them instead of ranking every model again.
+RUN_DEPTH = 20
+
+
 def score_on_test(model: Recommender, tables: dict[str, pd.DataFrame], k: int, run_dir: Path) -> EvaluationResult:
-    """Test metrics with train and validation items masked; the run files go to ``run_dir``."""
-    test = evaluate(model, tables["test"], k=k, exclude=tables["valid"])
+    """Test metrics at ``k`` with train and validation items masked; the run files (``RUN_DEPTH``
+    deep) go to ``run_dir``."""
+    test = evaluate(model, tables["test"], k=k, exclude=tables["valid"], depth=RUN_DEPTH)
     test.write_run_files(run_dir)
     return test
+
+
+def reusable_runs(report: EvaluationReport, artifacts: Sequence[ModelArtifact], depth: int) -> dict[str, pd.DataFrame]:
+    """The report's test runs of ``artifacts`` that are at least ``depth`` deep, by recommender:
+    only where the report scored that very artifact."""
+    runs = {}
+    for artifact in artifacts:
+        scores = report.scores.get(artifact.recommender)
+        if scores is not None and scores.artifact_path == artifact.path and scores.run_depth >= depth:
+            runs[artifact.recommender] = pd.read_parquet(Path(scores.run_dir) / "run.parquet")
+    return runs
 
 
 def build_report(
@@ -109,6 +127,7 @@ def build_report(
             str(run_dir),
             artifact.path,
             artifact.trained_on,
+            max(k, RUN_DEPTH),
             artifact.metadata.get("feature_importance", {}),
         )
     return report

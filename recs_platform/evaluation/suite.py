@@ -4,7 +4,7 @@ significance against the best baseline, and the plots and tables a report shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -181,9 +181,15 @@ def _beyond_accuracy(run: pd.DataFrame, truth: pd.DataFrame, k: int, ctx: _Conte
 
 
 def _evaluate_model(
-    name: str, model: Recommender, tables: dict[str, pd.DataFrame], ks: Sequence[int], k: int, ctx: _Context
+    name: str,
+    model: Recommender,
+    tables: dict[str, pd.DataFrame],
+    ks: Sequence[int],
+    k: int,
+    ctx: _Context,
+    ranked: pd.DataFrame | None = None,
 ) -> ModelEvaluation:
-    result = evaluate(model, tables["test"], exclude=tables["valid"], metrics=ALL_METRICS, ks=ks)
+    result = evaluate(model, tables["test"], exclude=tables["valid"], metrics=ALL_METRICS, ks=ks, run=ranked)
     run = result.run[result.run["rank"] <= k]
     extra_summary, extra_per_user = _beyond_accuracy(run, result.ground_truth, k, ctx)
     per_user = result.per_user.merge(extra_per_user, on="user_id", how="left")
@@ -228,20 +234,25 @@ def full_evaluation(
     seed: int = 0,
     first_item_threshold: float = 0.5,
     contract: DatasetContract | None = None,
+    runs: Mapping[str, pd.DataFrame] | None = None,
 ) -> SuiteResult:
     """Evaluate every model on the test split (train and validation masked) with every metric.
 
     Beyond-accuracy and custom metrics judge the top ``k`` lists; ``baseline_names`` defaults
     to the models that are not learned, and the best of them by ``primary_metric`` is the
     reference of the significance tests. The dataset ``contract`` (MovieLens' by default) names
-    the item attribute of intra-list diversity and the user segments of the slices.
+    the item attribute of intra-list diversity and the user segments of the slices. ``runs`` are
+    test rankings made before (``evaluate``'s ``run``), by model name, at least ``max(ks)`` deep.
     """
     contract = contract or default_contract()
     ks = tuple(sorted({*ks, parse_metric(primary_metric)[1]}))
     if k > max(ks):
         raise ValueError(f"k={k} exceeds the longest cutoff {max(ks)}")
     ctx = _context(tables, contract, custom_metrics, first_item_threshold)
-    evaluated = {name: _evaluate_model(name, model, tables, ks, k, ctx) for name, model in models.items()}
+    runs = runs or {}
+    evaluated = {
+        name: _evaluate_model(name, model, tables, ks, k, ctx, runs.get(name)) for name, model in models.items()
+    }
     if baseline_names is None:
         baseline_names = [name for name, model in models.items() if not model.is_learned]
     baseline = _best_baseline(evaluated, baseline_names, primary_metric)
