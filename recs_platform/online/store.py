@@ -9,6 +9,7 @@ warehouse, so it never contends for DuckDB's writer lock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,7 +71,7 @@ def export_snapshot(state: pd.DataFrame, root: Path) -> dict[str, Any]:
     The version is the content hash, so re-exporting unchanged data rewrites nothing but the
     pointer's time. Returns the pointer's content.
     """
-    version = frame_fingerprint({"state": state.astype({"item_sequence": str, "timestamp_sequence": str})})
+    version = state_version(state)
     snapshots = root / SNAPSHOTS
     target = snapshots / f"{version}.parquet"
     if not target.exists():
@@ -85,6 +86,20 @@ def export_snapshot(state: pd.DataFrame, root: Path) -> dict[str, Any]:
     write_json_atomically(root / POINTER, pointer)
     _prune(snapshots, keep=target)
     return pointer
+
+
+def state_version(state: pd.DataFrame) -> str:
+    """Content hash of a state, whatever its row order: the other columns by value, and every
+    sequence whole. (Hashing a sequence's text missed changes: NumPy prints an array of over 1,000
+    items with its middle left out.)"""
+    digest = hashlib.sha256(frame_fingerprint({"state": state.drop(columns=list(SEQUENCES))}).encode())
+    ordered = state.sort_values("user_id", kind="stable")
+    for column in SEQUENCES:
+        sequences = [np.asarray(value) for value in ordered[column]]
+        digest.update(np.array([len(value) for value in sequences], dtype=np.int64).tobytes())
+        if sequences:
+            digest.update(pd.util.hash_array(np.concatenate(sequences)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def read_pointer(root: Path) -> dict[str, Any] | None:
