@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
-from recs_platform.models.base import IdMap, _row_top_k, sorted_unique
+from recs_platform.models.base import CannotFit, IdMap, _row_top_k, sorted_unique
 from recs_platform.models.bpr import RowGradients
 from recs_platform.training import fit_recommender, validator
 
@@ -34,8 +34,21 @@ class TestBPR(RecommenderContract):
 
 
 class TestFeedbackBPR(RecommenderContract):
+    """The contract's data has no impressions, so the variant runs with no share of ignored negatives."""
+
     def make_recommender(self, **params) -> FeedbackBPRRecommender:
-        return FeedbackBPRRecommender(**{**FAST_BPR, **params})
+        return FeedbackBPRRecommender(**{**FAST_BPR, "ignored_negatives": 0.0, **params})
+
+
+def test_feedback_bpr_without_anything_ignored_cannot_fit() -> None:
+    """Without served-and-ignored impressions it would be plain BPR: it says so instead of training."""
+    train, held_out = block_dataset()
+    model = FeedbackBPRRecommender(**FAST_BPR)
+    with pytest.raises(CannotFit, match="no served-and-ignored impressions yet"):
+        model.fit(train)
+    consumed = held_out.groupby("user_id").head(1).assign(served_at=pd.Timestamp("2024-01-01"), position=1)
+    with pytest.raises(CannotFit):
+        model.fit(train, impressions=consumed.assign(consumed=True))
 
 
 def test_both_are_registered() -> None:

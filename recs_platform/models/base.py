@@ -270,8 +270,10 @@ class Recommender(ABC):
         shown = impressions[~impressions.consumed.astype(bool)]
         shown = shown[self.user_map.contains(shown.user_id) & self.item_map.contains(shown.item_id)]
         pairs = self._indexed(shown[["user_id", "item_id"]].drop_duplicates())
+        if pairs.empty:  # everything shown was consumed (indexing the matrix with nothing fails)
+            return None
         positive = np.asarray(self.seen[pairs.user_index.to_numpy(), pairs.item_index.to_numpy()]).ravel() > 0
-        return pairs[~positive].reset_index(drop=True) if len(pairs) else None
+        return pairs[~positive].reset_index(drop=True)
 
     def _indexed(self, interactions: pd.DataFrame) -> pd.DataFrame:
         """Interactions with dense ``user_index`` and ``item_index`` columns added."""

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.base import CannotFit, Logger, Recommender, TrainingData, Validator, register
 from recs_platform.models.schedule import ScheduleParams, train_epochs
 
 
@@ -233,7 +233,12 @@ class RowGradients:
 @register
 class FeedbackBPRRecommender(BPRRecommender):
     """BPR that learns from the serving logs: half of its negatives, for users who were served
-    something, are items they were shown and ignored. Evaluated beside plain BPR."""
+    something, are items they were shown and ignored. Evaluated beside plain BPR.
+
+    Before anything was served and ignored it cannot fit (``CannotFit``, so a sweep lists it as
+    skipped with the reason): it would be plain BPR under another name, a copy of a fit the BPR
+    sweep makes, and it could be deployed as a model that learned from feedback it never had.
+    """
 
     class Params(BPRRecommender.Params):
         ignored_negatives: float = Field(
@@ -241,3 +246,8 @@ class FeedbackBPRRecommender(BPRRecommender):
         )
 
     name = "bpr_feedback"
+
+    def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
+        if self.params.ignored_negatives > 0 and (data.ignored is None or data.ignored.empty):
+            raise CannotFit("no served-and-ignored impressions yet: without them bpr_feedback is plain BPR")
+        super()._fit(data, validate, log)
