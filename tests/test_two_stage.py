@@ -13,7 +13,7 @@ import pytest
 from helpers_recommenders import RecommenderContract
 
 from recs_platform.evaluation.report import ModelScores
-from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender
+from recs_platform.models import PopularityRecommender, TwoStageRecommender, load_recommender, two_stage
 from recs_platform.models.base import CannotFit
 from recs_platform.models.two_stage import ann_index, split_for_ranker
 from recs_platform.online.store import OnlineStore, UserState
@@ -265,3 +265,25 @@ def test_explanations_name_the_sources_and_the_largest_contributions(model: TwoS
         assert explanation.sources == [name.removesuffix("_rank") for name in ranks.index[ranks.notna()]]
     sentences = explanations(bundle, result)
     assert len(sentences) == 3 and all(s.startswith("retrieved by ") for s in sentences)
+
+
+def test_a_batch_scored_on_several_threads_ranks_as_on_one(model: TwoStageRecommender, monkeypatch) -> None:
+    """Offline batches past PARALLEL_PREDICT_ROWS use the ranker's threads; every score is the same."""
+    users = [model.offline_inputs(index) for index in range(len(model.user_map))]
+    threads: list[int] = []
+    predict = model.ranker.predict
+
+    def counted(rows: np.ndarray, num_threads: int) -> np.ndarray:
+        threads.append(num_threads)
+        return predict(rows, num_threads=num_threads)
+
+    monkeypatch.setattr(model.ranker, "predict", counted)
+    monkeypatch.setattr(model, "params", model.params.model_copy(update={"threads": 2}))
+    monkeypatch.setattr(two_stage, "PARALLEL_PREDICT_ROWS", 10**12)
+    alone = model._rank(users)
+    monkeypatch.setattr(two_stage, "PARALLEL_PREDICT_ROWS", 1)
+    together = model._rank(users)
+    assert threads == [1, 2]
+    for (items, _, scores), (items_too, _, scores_too) in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(items, items_too)
+        np.testing.assert_array_equal(scores, scores_too)

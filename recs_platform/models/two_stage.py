@@ -87,6 +87,9 @@ RANKER_FILE = "ranker.txt"
 INDEX_FILE = "ann.faiss"
 RETRIEVAL_DIR = "retrieval"
 SNAPSHOT_PREFIX = "snapshot."
+# Offline batches (evaluation, precomputed lists) are scored on the ranker's threads; a request's few
+# hundred rows on one, where starting threads costs more than it saves. Each row's score is the same.
+PARALLEL_PREDICT_ROWS = 50_000
 
 
 class Retrieval:
@@ -239,7 +242,7 @@ class TwoStageRecommender(Recommender):
         leaves: int = Field(31, ge=2, description="Leaves per tree.")
         min_child_samples: int = Field(50, ge=1, description="Fewest rows in a leaf.")
         truncation: int = Field(20, ge=1, description="LambdaRank truncation level (positions that get gradients).")
-        threads: int = Field(2, ge=1, description="Threads for training the ranker.")
+        threads: int = Field(2, ge=1, description="Threads for training the ranker and scoring offline batches.")
         seed: int = Field(0, description="Seed of the ranker and the two-tower.")
         max_candidate_rows: int = Field(
             20_000_000,
@@ -320,16 +323,17 @@ class TwoStageRecommender(Recommender):
         labelled = np.unique(later.user_index.to_numpy())
         inputs = [earlier.user(int(user), codes[user]) for user in labelled]
         names = snapshot.feature_names(retrieval.names)
-        frames = []
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # users, items, labels, features
         positives = later.groupby("user_index").item_index.agg(lambda items: set(items.tolist()))
         for user, (items, features) in zip(labelled, self._features(retrieval, snapshot, inputs), strict=True):
             label = np.isin(items, list(positives[user])).astype(np.int32)
             if label.any():
-                frame = pd.DataFrame(features, columns=names)
-                frames.append(frame.assign(user_index=user, item_index=items, label=label))
-        if not frames:
+                kept.append((np.full(len(items), user), items, label, features))
+        if not kept:
             raise ValueError("two_stage: no user's later items were retrieved; raise candidates or add data")
-        return pd.concat(frames, ignore_index=True)
+        users, items, labels, features = (np.concatenate(part) for part in zip(*kept, strict=True))
+        # One frame for all users: a frame per user cost more than the features in it.
+        return pd.DataFrame(features, columns=names).assign(user_index=users, item_index=items, label=labels)
 
     def _train_ranker(self, rows: pd.DataFrame, names: list[str], snapshot: FeatureSnapshot) -> lgb.Booster:
         params = self.params
@@ -370,7 +374,8 @@ class TwoStageRecommender(Recommender):
         """Per user: candidates, their feature rows and their ranker scores (one ranker call)."""
         featured = self._features(self.retrieval, self.snapshot, users)
         stacked = np.concatenate([features for _, features in featured]) if featured else np.zeros((0, 0))
-        scores = self.ranker.predict(stacked, num_threads=1) if len(stacked) else np.zeros(0)
+        threads = self.params.threads if len(stacked) >= PARALLEL_PREDICT_ROWS else 1
+        scores = self.ranker.predict(stacked, num_threads=threads) if len(stacked) else np.zeros(0)
         bounds = np.cumsum([0, *(len(items) for items, _ in featured)])
         return [
             (items, features, scores[bounds[row] : bounds[row + 1]]) for row, (items, features) in enumerate(featured)
