@@ -18,7 +18,7 @@ from recs_platform.models import base
 from recs_platform.models.base import CannotFit, FitCache, Recommender, load_recommender
 from recs_platform.models.closed_form import RidgeSolver, dense_bytes
 from recs_platform.models.neighbors import DLAERecommender, EASERecommender, max_items_within
-from recs_platform.sweeps import SweepConfig, best, expand_grid, sweep_table, train_and_validate
+from recs_platform.sweeps import SweepConfig, best, expand_grid, fit_batches, sweep_table, train_and_validate
 from recs_platform.training import train
 from recs_platform.validation.datasets import freeze
 
@@ -131,6 +131,33 @@ def test_the_sweep_step_gives_the_models_and_scores_of_independent_training(data
         shared_model, alone_model = load_recommender(Path(result.artifact.path)), load_recommender(Path(alone.path))
         np.testing.assert_allclose(shared_model.item_weights, alone_model.item_weights, rtol=0, atol=1e-6)
         assert result.valid == pytest.approx(alone.valid, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("recommender", "grid"),
+    [
+        ("cooccurrence", {"n_last": [1, 5], "normalize": [False, True]}),
+        ("item_knn", {"neighbors": [2, 10], "shrinkage": [0.0, 10.0]}),
+    ],
+)
+def test_neighbourhood_sweeps_share_their_item_matrix_and_fit_what_independent_fits_do(
+    recommender, grid, dataset, tmp_path
+):
+    """One co-occurrence or similarity matrix per setting it depends on, shared by the configurations
+    that differ in how much of it they use; every fit equals an independent one bit for bit."""
+    configs = expand_grid(recommender, {}, grid)
+    assert fit_batches(recommender, configs) == [configs]  # one sweep step
+    build = {"cooccurrence": "_cooccurrence", "item_knn": "_similarity"}[recommender]
+    model_class = base.RECOMMENDERS[recommender]
+    with patch.object(model_class, build, autospec=True, side_effect=getattr(model_class, build)) as built:
+        results = train_and_validate(configs, dataset, tmp_path / "shared")
+    assert built.call_count == 2  # once per value of the setting the matrix depends on
+    for config, result in zip(configs, results, strict=True):
+        alone = train(recommender, config.params, dataset, tmp_path / "alone")
+        shared_model, alone_model = load_recommender(Path(result.artifact.path)), load_recommender(Path(alone.path))
+        for name, array in shared_model._state().items():
+            np.testing.assert_array_equal(array, alone_model._state()[name], err_msg=f"{config.config_id} {name}")
+        assert result.valid == alone.valid
 
 
 def test_a_model_over_its_memory_budget_is_skipped_with_the_reason(dataset, tmp_path):

@@ -7,6 +7,7 @@ itself pickle-free: JSON for config and metadata, ``.npz`` for arrays, including
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -136,6 +137,15 @@ class FitCache:
         if key not in self._entries:
             self._entries[key] = compute()
         return self._entries[key]
+
+
+def fingerprint(matrix: sp.csr_matrix) -> str:
+    """A digest of a binary CSR matrix's shape and pattern: equal digests, equal matrices (the key
+    of work a ``FitCache`` shares)."""
+    digest = hashlib.blake2b(str(matrix.shape).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(matrix.indptr).tobytes())
+    digest.update(np.ascontiguousarray(matrix.indices).tobytes())
+    return digest.hexdigest()
 
 
 class IdMap:

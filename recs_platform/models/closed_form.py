@@ -22,7 +22,6 @@ disk's 115 MB/s was most of a sweep (docs/benchmarks.md, "Huge-page stalls and 4
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,15 +29,6 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from recs_platform.models.heuristics import item_counts
-
-
-def fingerprint(matrix: sp.csr_matrix) -> str:
-    """A digest of a binary CSR matrix's shape and pattern: equal digests, equal matrices."""
-    digest = hashlib.blake2b(str(matrix.shape).encode(), digest_size=16)
-    digest.update(np.ascontiguousarray(matrix.indptr).tobytes())
-    digest.update(np.ascontiguousarray(matrix.indices).tobytes())
-    return digest.hexdigest()
-
 
 # Weights are kept factored when the factor has at most this share of the dense matrix's rows.
 FACTORED_MAX_RANK_SHARE = 0.25

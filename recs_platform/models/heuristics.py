@@ -14,7 +14,16 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from recs_platform.models.base import Logger, Recommender, RecommenderParams, TrainingData, Validator, register
+from recs_platform.models.base import (
+    FitCache,
+    Logger,
+    Recommender,
+    RecommenderParams,
+    TrainingData,
+    Validator,
+    fingerprint,
+    register,
+)
 
 
 def item_counts(matrix: sp.csr_matrix) -> np.ndarray:
@@ -228,9 +237,13 @@ class CooccurrenceRecommender(Recommender):
     name = "cooccurrence"
     is_learned = False
     scores_any_history = True
+    # The counts depend on the training data and ``normalize`` only, not on ``n_last``.
+    shares_fit_work = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
-        self.cooccurrence = self._cooccurrence(data.matrix)
+        cache = data.cache or FitCache()
+        key = ("cooccurrence", fingerprint(data.matrix), self.params.normalize)
+        self.cooccurrence = cache.get(key, lambda: self._cooccurrence(data.matrix))
         self.last_items = self._last_items(data.interactions, data.matrix.shape[0])
         log(f"cooccurrence: {self.cooccurrence.nnz} item pairs")
 

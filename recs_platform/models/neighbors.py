@@ -25,6 +25,7 @@ from recs_platform.models.base import (
     RecommenderParams,
     TrainingData,
     Validator,
+    fingerprint,
     register,
     sorted_unique,
 )
@@ -34,7 +35,6 @@ from recs_platform.models.closed_form import (
     LowRankPrecision,
     RidgeSolver,
     dense_bytes,
-    fingerprint,
     is_factored,
 )
 from recs_platform.models.heuristics import csr_restore, csr_state, drop_diagonal, entry_rows, item_counts
@@ -121,14 +121,23 @@ class ItemKNNRecommender(ItemToItemRecommender):
         shrinkage: float = Field(10.0, ge=0, description="s in c_ij / (sqrt(n_i n_j) + s); 0 is plain cosine.")
 
     name = "item_knn"
+    # The shrunk similarities depend on the training data and ``shrinkage`` only, not on ``neighbors``.
+    shares_fit_work = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
-        similarity = cosine_similarity(data.matrix.T.tocsr(), dense_output=False).tocsr().astype(np.float32)
-        drop_diagonal(similarity)
-        if self.params.shrinkage > 0:
-            self._shrink(similarity, item_counts(data.matrix))
+        cache = data.cache or FitCache()
+        key = ("item_knn", fingerprint(data.matrix), self.params.shrinkage)
+        similarity = cache.get(key, lambda: self._similarity(data.matrix))
         self.similarity = keep_top_per_row(similarity, self.params.neighbors)
         log(f"item_knn: {self.similarity.nnz} similarities kept of {similarity.nnz}")
+
+    def _similarity(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """Cosine between items, without the diagonal, shrunk."""
+        similarity = cosine_similarity(matrix.T.tocsr(), dense_output=False).tocsr().astype(np.float32)
+        drop_diagonal(similarity)
+        if self.params.shrinkage > 0:
+            self._shrink(similarity, item_counts(matrix))
+        return similarity
 
     def _shrink(self, similarity: sp.csr_matrix, counts: np.ndarray) -> None:
         """cos * norm / (norm + s) == c_ij / (norm + s) for binary data, with norm = sqrt(n_i n_j)."""
