@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import strategies as st
 
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
-from recs_platform.models.base import CannotFit, IdMap, _row_top_k, sorted_unique
+from recs_platform.models.base import BUILT_IN_MODULES, CannotFit, IdMap, _row_top_k, sorted_unique
 from recs_platform.models.bpr import RowGradients
 from recs_platform.training import fit_recommender, validator
 
@@ -331,3 +334,25 @@ def test_unseen_known_is_known_and_not_trained_on(pairs, asked) -> None:
     expected = [item in set(train.item_id) and item not in trained for item in asked]
     unseen = model.unseen_known(model.user_map.row(user), np.array(asked, dtype=np.int64))
     assert unseen.tolist() == expected
+
+
+def test_every_built_in_recommender_is_found_in_its_module() -> None:
+    """The registry imports a built-in recommender's module on first use; each one registers there."""
+    for name, module in BUILT_IN_MODULES.items():
+        cls = RECOMMENDERS[name]
+        assert cls.name == name and cls.__module__ == f"recs_platform.models.{module}"
+    assert list(RECOMMENDERS) == sorted(BUILT_IN_MODULES)
+
+
+def test_loading_a_dlae_bundle_imports_no_deep_learning_or_ranking_library(tmp_path) -> None:
+    """The deployment's verifier is a fresh interpreter: importing PyTorch, LightGBM, faiss and
+    scikit-learn for a model that needs none of them took most of its six seconds."""
+    train, _ = block_dataset()
+    saved = RECOMMENDERS["dlae"]().fit(train).save(tmp_path / "dlae")
+    script = (
+        "import sys; import recs_platform.serving.verify; from recs_platform.models import load_recommender;"
+        f" load_recommender(__import__('pathlib').Path({str(saved)!r}));"
+        " print(sorted(m for m in ('torch', 'lightgbm', 'faiss', 'sklearn') if m in sys.modules))"
+    )
+    imported = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"

@@ -8,9 +8,10 @@ itself pickle-free: JSON for config and metadata, ``.npz`` for arrays, including
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -20,7 +21,6 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-RECOMMENDERS: dict[str, type[Recommender]] = {}
 CONFIG_FILE = "recommender.json"
 ARRAYS_FILE = "arrays.npz"
 RECOMMENDATION_COLUMNS = ["user_id", "item_id", "rank", "score"]
@@ -213,9 +213,55 @@ class TrainingData:
     cache: FitCache | None = None
 
 
+# Where each built-in recommender is defined, under recs_platform.models.
+BUILT_IN_MODULES = {
+    "popularity": "popularity",
+    "segment_popularity": "heuristics",
+    "recent_history": "heuristics",
+    "cooccurrence": "heuristics",
+    "item_knn": "neighbors",
+    "ease": "neighbors",
+    "dlae": "neighbors",
+    "bpr": "bpr",
+    "bpr_feedback": "bpr",
+    "sasrec": "sasrec",
+    "two_stage": "two_stage",
+    "two_tower": "two_tower",
+}
+
+
+class Registry(Mapping[str, "type[Recommender]"]):
+    """Recommender classes by name. A built-in one's module is imported when the class is first
+    asked for, so a process that loads a DLAE bundle (the deployment's verifier, the CLI) does not
+    import PyTorch, LightGBM, faiss and scikit-learn: seconds each."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Recommender]] = {}
+
+    def add(self, cls: type[Recommender]) -> None:
+        self._classes[cls.name] = cls
+
+    def __getitem__(self, name: str) -> type[Recommender]:
+        if name not in self._classes and name in BUILT_IN_MODULES:
+            importlib.import_module(f"recs_platform.models.{BUILT_IN_MODULES[name]}")
+        return self._classes[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in BUILT_IN_MODULES or name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*BUILT_IN_MODULES, *self._classes}))
+
+    def __len__(self) -> int:
+        return len({*BUILT_IN_MODULES, *self._classes})
+
+
+RECOMMENDERS = Registry()
+
+
 def register(cls: type[Recommender]) -> type[Recommender]:
     """Class decorator that makes a recommender loadable by its ``name``."""
-    RECOMMENDERS[cls.name] = cls
+    RECOMMENDERS.add(cls)
     return cls
 
 
@@ -229,6 +275,11 @@ class Recommender(ABC):
     scores_any_history: ClassVar[bool] = False
     # Whether fits of several configurations share work through a ``FitCache`` (a sweep then fits them together).
     shares_fit_work: ClassVar[bool] = False
+    # Whether serving retrieves and ranks at the request's time from the user's current history and
+    # features (the two-stage model's ``rank_for_user``).
+    ranks_at_request_time: ClassVar[bool] = False
+    # Whether the model scores a user from features alone (the two-tower's ``recommend_for_features``).
+    scores_features: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = self.Params.parse(self.name, params)

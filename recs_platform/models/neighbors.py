@@ -15,7 +15,6 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 from scipy.sparse import _sparsetools  # the kernels behind scipy's sparse products
-from sklearn.metrics.pairwise import cosine_similarity
 
 from recs_platform.models.base import (
     CannotFit,
@@ -133,6 +132,10 @@ class ItemKNNRecommender(ItemToItemRecommender):
 
     def _similarity(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """Cosine between items, without the diagonal, shrunk."""
+        # Imported here: scikit-learn takes a second and a half to import, and loading a DLAE or EASE
+        # bundle (this module) never needs it.
+        from sklearn.metrics.pairwise import cosine_similarity
+
         similarity = cosine_similarity(matrix.T.tocsr(), dense_output=False).tocsr().astype(np.float32)
         drop_diagonal(similarity)
         if self.params.shrinkage > 0:

@@ -252,6 +252,7 @@ class TwoStageRecommender(Recommender):
         )
 
     name = "two_stage"
+    ranks_at_request_time = True
 
     # -- training ------------------------------------------------------------------------
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:

@@ -134,6 +134,7 @@ class TwoTowerRecommender(Recommender):
         epochs: int = Field(100, ge=1, description="Most epochs to train; a refit trains exactly the best epoch count.")
 
     name = "two_tower"
+    scores_features = True
 
     # -- features ----------------------------------------------------------------------
     def _encode_features(self, data: TrainingData) -> None:

@@ -19,16 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from recs_platform.models.base import Recommender, as_ids
-from recs_platform.models.two_stage import TwoStageRecommender
-from recs_platform.models.two_tower import TwoTowerRecommender
 from recs_platform.online.store import UserState
 from recs_platform.registry.bundle import PrecomputedLists, ServingBundle
+
+if TYPE_CHECKING:  # imported for the annotation only: it imports LightGBM, faiss and PyTorch
+    from recs_platform.models.two_stage import TwoStageRecommender
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def answer(
     model = bundle.model
     history, history_source = current_history(state, request.recent_items)
     features = _features(request, state)
-    if isinstance(model, TwoStageRecommender):
+    if model.ranks_at_request_time:
         ranked = _two_stage(model, request, state, history, history_source, features)
         if ranked is not None:
             return ranked
@@ -124,7 +125,7 @@ def _by_segment(
     bundle: ServingBundle, request: Request, history: np.ndarray, history_source: str, features: dict[str, Any]
 ) -> Answer:
     model = bundle.model
-    if isinstance(model, TwoTowerRecommender):
+    if model.scores_features:
         frame = pd.DataFrame([{**features, "user_id": request.user_id}])
         ranked = model.recommend_for_features(frame, request.k, exclude_items=history)
         return _answer(ranked.item_id, ranked.score, "segment", history_source, history, features)
@@ -138,7 +139,7 @@ def _by_segment(
 
 def ranks_fresh_histories(model: Recommender) -> bool:
     """Whether ``model`` answers from a history it was not trained on (``"model+fresh_history"``)."""
-    return model.scores_any_history or isinstance(model, TwoStageRecommender)
+    return model.scores_any_history or model.ranks_at_request_time
 
 
 def _two_stage(

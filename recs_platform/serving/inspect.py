@@ -39,7 +39,6 @@ from starlette.routing import Route
 from recs_platform.deployment import SHADOW_MARGIN, SHADOW_MIN_REQUESTS, PromotionRefused, promote_challenger
 from recs_platform.experiments import experiments_table
 from recs_platform.models.base import as_ids, plain_id
-from recs_platform.models.two_stage import TwoStageRecommender
 from recs_platform.online.store import feature_columns
 from recs_platform.registry import CHAMPION, BundleRefused, ModelRegistry, ServingBundle
 from recs_platform.serving.answer import Answer, Request, answer
@@ -285,7 +284,7 @@ class Inspector:
 
 def explanations(bundle: ServingBundle, result: Answer) -> list[str]:
     """One sentence per listed item of a two-stage answer (sources, top contributions); else none."""
-    if not isinstance(bundle.model, TwoStageRecommender) or not result.ranker_features:
+    if not bundle.model.ranks_at_request_time or not result.ranker_features:
         return []
     return [explanation.sentence() for explanation in bundle.model.explain(result.ranker_features)]
 
