@@ -21,10 +21,10 @@ from recs_platform.data.contract import contract_for_home
 from recs_platform.data.ingestion import ingest_landing
 from recs_platform.settings import PlatformPaths
 
-# One baseline and a four-point item-kNN grid: four training steps to spread over the workers
-# (closed-form sweeps such as EASE's fit their whole grid in one shared step).
-SWEEPS = "popularity: {}\nitem_knn:\n  grid:\n    neighbors: [5, 10, 20, 40]\n"
-TRAIN = "item_knn_train["
+# One baseline and a four-point BPR grid: four training steps to spread over the workers (sweeps
+# that share fit work, such as EASE's or item-kNN's, fit their whole grid in one step).
+SWEEPS = "popularity: {}\nbpr:\n  params: {epochs: 2}\n  grid:\n    factors: [4, 8, 16, 32]\n"
+TRAIN = "bpr_train["
 
 
 def free_port() -> int:
@@ -80,17 +80,17 @@ def test_sweep_steps_spread_over_two_dask_workers_and_outputs_pass_through_share
         job = ReconstructableRepository.for_module("assets.definitions", "defs").get_reconstructable_job(
             "recs_pipeline"
         )
-        with dg.execute_job(job, instance, asset_selection=[dg.AssetKey("item_knn_model")]) as result:
+        with dg.execute_job(job, instance, asset_selection=[dg.AssetKey("bpr_model")]) as result:
             assert result.success
             starts = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
             materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         worker_pids = set(client.run(os.getpid).values())
 
-    train_pids = {e.pid for e in starts if e.step_key.startswith(f"item_knn_model.{TRAIN}")}
+    train_pids = {e.pid for e in starts if e.step_key.startswith(f"bpr_model.{TRAIN}")}
     assert len([e for e in starts if TRAIN in e.step_key]) == 4
     assert len(train_pids) == 2 and train_pids <= worker_pids
     assert {e.pid for e in starts} <= worker_pids and os.getpid() not in worker_pids
-    assert materialized == {"item_knn_model"}
+    assert materialized == {"bpr_model"}
     # The dataset came from the shared folder (written by the preparing process), and every sweep
     # step's output went through it to the step that read it, on either worker.
     stored = {path.parent.name for path in (home / "step_outputs").rglob("result")}
