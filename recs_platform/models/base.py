@@ -212,6 +212,10 @@ class TrainingData:
     # Work shared with other fits of the same sweep (``FitCache``), or None for a single fit.
     cache: FitCache | None = None
 
+    def shared(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, or the sweep's result for ``key`` (computed by the first fit that asks)."""
+        return compute() if self.cache is None else self.cache.get(key, compute)
+
 
 # Where each built-in recommender is defined, under recs_platform.models.
 BUILT_IN_MODULES = {

@@ -15,7 +15,6 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recs_platform.models.base import (
-    FitCache,
     Logger,
     Recommender,
     RecommenderParams,
@@ -241,9 +240,8 @@ class CooccurrenceRecommender(Recommender):
     shares_fit_work = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
-        cache = data.cache or FitCache()
         key = ("cooccurrence", fingerprint(data.matrix), self.params.normalize)
-        self.cooccurrence = cache.get(key, lambda: self._cooccurrence(data.matrix))
+        self.cooccurrence = data.shared(key, lambda: self._cooccurrence(data.matrix))
         self.last_items = self._last_items(data.interactions, data.matrix.shape[0])
         log(f"cooccurrence: {self.cooccurrence.nnz} item pairs")
 

@@ -18,7 +18,6 @@ from scipy.sparse import _sparsetools  # the kernels behind scipy's sparse produ
 
 from recs_platform.models.base import (
     CannotFit,
-    FitCache,
     Logger,
     Recommender,
     RecommenderParams,
@@ -124,9 +123,8 @@ class ItemKNNRecommender(ItemToItemRecommender):
     shares_fit_work = True
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
-        cache = data.cache or FitCache()
         key = ("item_knn", fingerprint(data.matrix), self.params.shrinkage)
-        similarity = cache.get(key, lambda: self._similarity(data.matrix))
+        similarity = data.shared(key, lambda: self._similarity(data.matrix))
         self.similarity = keep_top_per_row(similarity, self.params.neighbors)
         log(f"item_knn: {self.similarity.nnz} similarities kept of {similarity.nnz}")
 
@@ -190,8 +188,7 @@ class EASERecommender(ItemToItemRecommender):
 
     def _fit(self, data: TrainingData, validate: Validator | None, log: Logger) -> None:
         matrix = self._fitting_matrix(data.matrix, log)
-        cache = data.cache or FitCache()
-        solver = cache.get(("ridge", fingerprint(matrix)), lambda: RidgeSolver(matrix, share=data.cache is not None))
+        solver = data.shared(("ridge", fingerprint(matrix)), lambda: RidgeSolver(matrix, share=data.cache is not None))
         penalty = self._dropout_weight() * solver.support + self.params.l2
         n_items = matrix.shape[1]
         if solver.factored:
