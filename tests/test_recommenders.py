@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 
 from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models import RECOMMENDERS, BPRRecommender, FeedbackBPRRecommender, PopularityRecommender
-from recs_platform.models.base import BUILT_IN_MODULES, CannotFit, IdMap, _row_top_k, sorted_unique
+from recs_platform.models.base import (
+    BUILT_IN_MODULES,
+    SAMPLED_TOP_K_ITEMS,
+    CannotFit,
+    IdMap,
+    _row_top_k,
+    sorted_unique,
+)
 from recs_platform.models.bpr import RowGradients
 from recs_platform.training import fit_recommender, validator
 
@@ -311,6 +318,26 @@ def test_row_top_k_is_the_sorted_prefix_with_ties_by_smaller_index(values, k) ->
     row = np.array(values, dtype=np.float32)  # few distinct values: many ties at the cut
     k = min(k, len(row))
     expected = np.lexsort((np.arange(len(row)), -row))[:k]
+    assert _row_top_k(row, k).tolist() == expected.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    length=st.integers(SAMPLED_TOP_K_ITEMS, 3 * SAMPLED_TOP_K_ITEMS),
+    distinct=st.integers(1, 50),
+    nonzero_share=st.floats(0.0, 1.0),
+    masked_share=st.floats(0.0, 1.0),
+    k=st.integers(1, 64),
+)
+def test_row_top_k_of_a_long_row_is_the_sorted_prefix(seed, length, distinct, nonzero_share, masked_share, k) -> None:
+    """Long rows take the sampled-threshold path: mostly zeros, few distinct values and masked
+    items are its hard cases (ties at the threshold, fewer than k scores above it)."""
+    rng = np.random.default_rng(seed)
+    row = np.where(rng.random(length) < nonzero_share, rng.integers(1, distinct + 1, length) / distinct, 0.0)
+    row[rng.random(length) < masked_share] = -np.inf
+    row = row.astype(np.float32)
+    expected = np.lexsort((np.arange(length), -row))[:k]
     assert _row_top_k(row, k).tolist() == expected.tolist()
 
 

@@ -563,8 +563,32 @@ def _maskable(scores: np.ndarray | np.matrix) -> np.ndarray:
     return scores if scores.dtype.kind == "f" else scores.astype(np.float64)
 
 
+# Rows at least this long are first narrowed to the scores above a threshold read off a sample.
+SAMPLED_TOP_K_ITEMS = 4096
+_SAMPLE_STRIDE = 16
+
+
 def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` best scores, ties broken by smaller index (= smaller item id).
+
+    A long row is narrowed first: the k-th best of every 16th score is a threshold that at least
+    k scores reach, so the top k are the scores above it, topped up by the first ones equal to
+    it. That reads the row twice instead of partitioning it, and partitioning a row of mostly
+    equal scores (a sparse model's zeros) took a millisecond per 50k items.
+    """
+    if len(row) >= max(SAMPLED_TOP_K_ITEMS, 4 * _SAMPLE_STRIDE * k):
+        sample = row[::_SAMPLE_STRIDE]
+        threshold = np.partition(sample, len(sample) - k)[len(sample) - k]
+        above = np.flatnonzero(row > threshold)
+        if len(above) >= k:
+            return above[_partitioned_top_k(row[above], k)]
+        chosen = np.concatenate([above, np.flatnonzero(row == threshold)[: k - len(above)]])
+        return chosen[np.lexsort((chosen, -row[chosen]))]
+    return _partitioned_top_k(row, k)
+
+
+def _partitioned_top_k(row: np.ndarray, k: int) -> np.ndarray:
+    """``_row_top_k`` by partitioning the whole row.
 
     Partitioning alone picks arbitrary members among items tied at the k-th score, so when more
     items tie there than it kept, the tied ones are chosen by index; the top k is then always a
