@@ -165,11 +165,9 @@ class BPRRecommender(Recommender):
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             users = self.user_factors.weight[torch.from_numpy(user_index)]
-            # One product with the bias as a last factor: adding it afterwards was another pass
-            # over the whole users x items score matrix.
-            ones = torch.ones(len(users), 1, dtype=users.dtype)
-            items = torch.cat([self.item_factors.weight, self.item_bias.weight], dim=1)
-            scores = torch.cat([users, ones], dim=1) @ items.T
+            # The bias seeds the product's output: adding it afterwards was another pass over the
+            # scores, and appending it as a last factor copied the item table at every batch.
+            scores = torch.addmm(self.item_bias.weight.T, users, self.item_factors.weight.T)
         return scores.numpy()
 
     def _state(self) -> dict[str, np.ndarray]:
