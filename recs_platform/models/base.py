@@ -25,10 +25,10 @@ CONFIG_FILE = "recommender.json"
 ARRAYS_FILE = "arrays.npz"
 RECOMMENDATION_COLUMNS = ["user_id", "item_id", "rank", "score"]
 Logger = Callable[[str], None]
-# Dense scores of one ranking batch (users x items float64): 16 MiB is 41 users at 50k items. Past
-# glibc's largest mmap threshold (32 MiB) every batch's arrays were fresh mappings, and faulting
-# their pages in cost more than the scoring: 185-200 us per 50k-item row at 128 MiB, 8 at 16 MiB.
-SCORE_BATCH_BYTES = 16 * 2**20
+# Dense scores of one ranking batch (users x items float64): 128 MiB is 335 users at 50k items.
+# 16 MiB (under glibc's largest mmap threshold, so no fresh pages per batch) was tried: alone it
+# looked faster, but the 1M-event graph's evaluation report took 199 s against 175 s.
+SCORE_BATCH_BYTES = 128 * 2**20
 
 
 class NotFittedError(RuntimeError):
