@@ -341,6 +341,14 @@ def test_row_top_k_of_a_long_row_is_the_sorted_prefix(seed, length, distinct, no
     assert _row_top_k(row, k).tolist() == expected.tolist()
 
 
+def test_row_top_k_of_a_long_row_with_nan_scores_is_never_short() -> None:
+    row = np.zeros(SAMPLED_TOP_K_ITEMS, dtype=np.float32)
+    row[::2] = np.nan  # every sampled score
+    row[1:40:2] = np.arange(20, 0, -1)
+    top = _row_top_k(row, 10)
+    assert len(top) == 10 and set(top) <= set(range(0, SAMPLED_TOP_K_ITEMS, 2))  # NaN ranks first, as before
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 29), max_size=60))
 def test_sorted_unique_is_numpy_unique(values) -> None:

@@ -581,6 +581,8 @@ def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
     if len(row) >= max(SAMPLED_TOP_K_ITEMS, 4 * _SAMPLE_STRIDE * k):
         sample = row[::_SAMPLE_STRIDE]
         threshold = np.partition(sample, len(sample) - k)[len(sample) - k]
+        if np.isnan(threshold):  # no score compares with NaN: rank as the whole-row partition does
+            return _partitioned_top_k(row, k)
         above = np.flatnonzero(row > threshold)
         if len(above) >= k:
             return above[_partitioned_top_k(row[above], k)]
