@@ -167,6 +167,8 @@ def train_and_validate(
     that cannot fit its resources is skipped with its reason instead of failing the sweep.
     """
     shared = SharedWork.load(dataset, sweep=len(configs) > 1)
+    if log is not None:
+        log(shared.validation_note)
     results = []
     for config in configs:
         try:

@@ -23,11 +23,17 @@ from recs_platform.evaluation.sequential import evaluate_next_item, leave_one_ou
 from recs_platform.models.base import RECOMMENDERS, FitCache, Logger, Recommender, Validator, new_recommender
 from recs_platform.versioning import code_version
 
+# Validation scores a seeded sample of at most this many users. It only chooses among
+# configurations and epochs, every model on the same users, and a pass over all users ranks the
+# whole catalogue for each (60-90 s per pass at 200k users x 50k items).
+MAX_VALIDATION_USERS = 50_000
+
 
 @dataclass(frozen=True)
 class SharedWork:
-    """What the fits on one dataset share: its tables, the validation ground truth prepared once,
-    and for a sweep the ``FitCache`` of work that fits on the same training rows reuse."""
+    """What the fits on one dataset share: its tables, the validation ground truth prepared once
+    (``MAX_VALIDATION_USERS`` of its users at most), and for a sweep the ``FitCache`` of work that
+    fits on the same training rows reuse."""
 
     tables: dict[str, pd.DataFrame]
     valid: GroundTruth
@@ -37,7 +43,15 @@ class SharedWork:
     def load(cls, dataset: DatasetVersion, sweep: bool = False) -> SharedWork:
         """The dataset's shared work; ``sweep`` adds a fit cache for several configurations."""
         tables = dataset.load()
-        return cls(tables, GroundTruth.of(tables["valid"]), FitCache() if sweep else None)
+        valid = GroundTruth.of(tables["valid"]).sample_users(MAX_VALIDATION_USERS)
+        return cls(tables, valid, FitCache() if sweep else None)
+
+    @property
+    def validation_note(self) -> str:
+        """How many validation users the fits are scored on, and of how many."""
+        total = self.tables["valid"].user_id.nunique()
+        scored = len(self.valid.users)
+        return f"validation on {scored:,} users" + (f" (a seeded sample of {total:,})" if scored < total else "")
 
 
 def config_hash(recommender: str, params: dict[str, Any]) -> str:
@@ -126,6 +140,8 @@ def train(
         trained_on=trained_on,
         fit_seconds=round(fit_seconds, 3),
     )
+    if not refit:
+        model.metadata["validation_users"] = len(shared.valid.users)
     suffix = "-refit" if refit else ""
     path = artifacts_root / recommender / f"{dataset.version}-{config_hash(recommender, chosen)}{suffix}"
     model.save(path)

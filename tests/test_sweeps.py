@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recs_platform import training
 from recs_platform.artifacts import TRAIN, TRAIN_AND_VALID, DatasetVersion, ModelArtifact
+from recs_platform.evaluation.evaluate import evaluate
 from recs_platform.models.base import load_recommender
 from recs_platform.sweeps import (
     SweepConfig,
@@ -164,6 +166,20 @@ def test_refit_of_an_early_stopped_model_trains_for_its_best_epoch_count(blocks,
     assert final.params["epochs"] == best_epoch
     assert final.metadata["epochs_trained"] == best_epoch  # no validation, so no early stop
     assert "best_epoch" not in final.metadata
+
+
+def test_validation_scores_a_seeded_sample_of_users_past_the_cap(blocks, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "MAX_VALIDATION_USERS", 15)
+    shared = training.SharedWork.load(blocks)
+    assert len(shared.valid.users) == 15 and set(shared.valid.users) < set(range(40))
+    assert shared.valid.users.tolist() == training.SharedWork.load(blocks).valid.users.tolist()  # seeded
+    assert pairs(shared.valid.frame) <= pairs(blocks.load()["valid"])
+    assert shared.validation_note == "validation on 15 users (a seeded sample of 40)"
+    artifact = train("ease", {"l2": 1.0}, blocks, tmp_path, shared=shared)
+    assert artifact.metadata["validation_users"] == 15
+    model = load_recommender(Path(artifact.path))
+    assert artifact.valid == evaluate(model, shared.valid, k=10).summary  # scored on the sample only
+    assert artifact.valid != evaluate(model, blocks.load()["valid"], k=10).summary
 
 
 def test_unknown_split_choice_is_refused(blocks, tmp_path):

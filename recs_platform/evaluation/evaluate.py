@@ -62,6 +62,12 @@ class GroundTruth:
         """The pairs of ``users`` only."""
         return GroundTruth.of(self.frame[self.frame.user_id.isin(users)])
 
+    def sample_users(self, n_users: int, seed: int = 0) -> GroundTruth:
+        """The pairs of ``n_users`` users drawn without replacement (seeded), or all when there are no more."""
+        if len(self.users) <= n_users:
+            return self
+        return self.restricted_to(np.random.default_rng(seed).choice(self.users, n_users, replace=False))
+
 
 def hit_matrix(run: pd.DataFrame, ground_truth: pd.DataFrame | GroundTruth, users: np.ndarray, k: int) -> np.ndarray:
     """Boolean users x k matrix: is the item at each rank relevant for that user?"""
