@@ -111,6 +111,7 @@ def test_an_unwritable_serving_log_costs_no_request_and_is_counted(served: Serve
     logs = PlatformPaths(served.home).serving_logs
     before = metric(metrics(served), "recs_serving_log_landing_failures_total")
     aside = logs.with_name("serving_logs.aside")
+    logs.mkdir(parents=True, exist_ok=True)  # the writer makes it at its first landing, maybe not yet
     logs.rename(aside)
     logs.write_text("a file where the folder should be: every landing fails\n")  # also fails as root
     try:
