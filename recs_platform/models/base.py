@@ -586,8 +586,7 @@ def _row_top_k(row: np.ndarray, k: int) -> np.ndarray:
         above = np.flatnonzero(row > threshold)
         if len(above) >= k:
             return above[_partitioned_top_k(row[above], k)]
-        chosen = np.concatenate([above, np.flatnonzero(row == threshold)[: k - len(above)]])
-        return chosen[np.lexsort((chosen, -row[chosen]))]
+        return _above_then_first_ties(row, above, threshold, k)
     return _partitioned_top_k(row, k)
 
 
@@ -602,10 +601,15 @@ def _partitioned_top_k(row: np.ndarray, k: int) -> np.ndarray:
     scores = row[chosen]
     cut = scores.min()
     if np.count_nonzero(row == cut) > np.count_nonzero(scores == cut):  # rare: more ties than places
-        above = chosen[scores > cut]
-        chosen = np.concatenate([above, np.flatnonzero(row == cut)[: k - len(above)]])
-        scores = row[chosen]
+        return _above_then_first_ties(row, chosen[scores > cut], cut, k)
     return chosen[np.lexsort((chosen, -scores))]
+
+
+def _above_then_first_ties(row: np.ndarray, above: np.ndarray, cut: float, k: int) -> np.ndarray:
+    """``above`` (the indices scoring more than ``cut``, fewer than ``k``) topped up to ``k`` by the
+    first indices scoring ``cut``, best first, ties by smaller index."""
+    chosen = np.concatenate([above, np.flatnonzero(row == cut)[: k - len(above)]])
+    return chosen[np.lexsort((chosen, -row[chosen]))]
 
 
 def load_recommender(path: Path) -> Recommender:
