@@ -391,3 +391,49 @@ def test_loading_a_dlae_bundle_imports_no_deep_learning_or_ranking_library(tmp_p
     )
     imported = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "[]"
+
+
+def whole_row_ranking(model, user_ids: np.ndarray, k: int, exclude: pd.DataFrame) -> pd.DataFrame:
+    """The reference: every item's score from ``_score``, training and ``exclude`` items masked,
+    sorted by score then item index, -inf dropped."""
+    masked = model.seen + model.interaction_matrix(exclude)
+    frames = []
+    for user in user_ids:
+        row = model.user_map.row(user)
+        scores = np.asarray(model._score(np.array([row])), dtype=np.float64)[0]
+        scores[masked[row].indices] = -np.inf
+        top = np.lexsort((np.arange(len(scores)), -scores))[:k]
+        top = top[np.isfinite(scores[top])]
+        items, ranks = model.item_map.ids[top], np.arange(1, len(top) + 1)
+        frames.append(pd.DataFrame({"user_id": user, "item_id": items, "rank": ranks, "score": scores[top]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_items=st.integers(12, 60),
+    k=st.integers(1, 60),
+    excluded_share=st.floats(0.0, 0.9),
+    model_name=st.sampled_from(["popularity", "segment_popularity", "pruned_ease"]),
+)
+def test_ranking_fewer_columns_gives_the_whole_row_ranking(seed, n_items, k, excluded_share, model_name) -> None:
+    """Popularity ranks a prefix of its one order, segment popularity its segments' prefixes, a
+    pruned EASE its kept items: with few distinct counts (ties at every cut) and users whose
+    masked items outnumber k, each list is the one from ranking every item's score."""
+    rng = np.random.default_rng(seed)
+    n_users = 12
+    pairs = pd.DataFrame({"user_id": rng.integers(0, n_users, 150), "item_id": rng.integers(0, n_items, 150) // 3 * 3})
+    pairs = pd.concat([pairs, pd.DataFrame({"user_id": np.arange(n_users), "item_id": 0})], ignore_index=True)
+    exclude = pd.DataFrame({"user_id": rng.integers(0, n_users, 200), "item_id": rng.integers(0, n_items, 200)})
+    exclude = exclude[rng.random(len(exclude)) < excluded_share]
+    users = pd.DataFrame({"user_id": np.arange(n_users), "age_bucket": rng.choice(["a", "b", "c"], n_users)})
+    model = {
+        "popularity": lambda: RECOMMENDERS["popularity"](),
+        "segment_popularity": lambda: RECOMMENDERS["segment_popularity"](),
+        "pruned_ease": lambda: RECOMMENDERS["ease"](l2=10.0, memory_gib=28 * 12 * 8 / 2**30),  # keeps 9 items
+    }[model_name]().fit(pairs, users=users, catalog_items=range(n_items))
+    assert model_name != "pruned_ease" or len(model.kept_items) == 9
+    user_ids = np.arange(n_users)
+    ranked = model.recommend(user_ids, k=k, exclude=exclude)
+    pd.testing.assert_frame_equal(ranked, whole_row_ranking(model, user_ids, k, exclude), check_dtype=False)

@@ -438,22 +438,40 @@ class Recommender(ABC):
         return self.item_map.ids[top], scores[top].astype(np.float64)
 
     def _top_k(self, users: np.ndarray, index: np.ndarray, k: int, masked: sp.csr_matrix | None) -> pd.DataFrame:
-        scores = _maskable(self._score(index))
-        if masked is not None:
-            scores[masked[index].nonzero()] = -np.inf
-        return self._ranked(users, scores, k)
+        masked_rows = None if masked is None else masked[index]
+        scores, columns = self._ranking_scores(index, k, masked_rows)
+        scores = _maskable(scores)
+        if masked_rows is not None:
+            rows, items = masked_rows.nonzero()
+            if columns is not None:
+                rows, items = _within_columns(columns, rows, items)
+            scores[rows, items] = -np.inf
+        return self._ranked(users, scores, k, columns)
 
-    def _ranked(self, users: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
-        """The top-``k`` rows of a users x items score matrix as ``user_id, item_id, rank, score``.
+    def _ranking_scores(
+        self, user_index: np.ndarray, k: int, masked_rows: sp.csr_matrix | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """A batch's scores for its top ``k``, and the sorted item columns they cover (None: all).
+
+        A model whose every top ``k`` lies among fewer items (those a pruned fit kept, a prefix of
+        one popularity order) scores only those; ranking the rest was most of its evaluation.
+        ``masked_rows`` are the batch's masked items, which a prefix must reach past.
+        """
+        return self._score(user_index), None
+
+    def _ranked(self, users: np.ndarray, scores: np.ndarray, k: int, columns: np.ndarray | None = None) -> pd.DataFrame:
+        """The top-``k`` rows of a users x items score matrix as ``user_id, item_id, rank, score``;
+        with ``columns`` the matrix covers those items only.
 
         Items scored -inf (masked) are dropped, so a list can be shorter than ``k``.
         """
         k = min(k, scores.shape[1])
         top = np.stack([_row_top_k(row, k) for row in scores]) if len(scores) else np.zeros((0, k), dtype=np.int64)
+        item_ids = self.item_map.ids if columns is None else self.item_map.ids[columns]
         frame = pd.DataFrame(
             {
                 "user_id": np.repeat(users, k),
-                "item_id": self.item_map.ids[top.ravel()],
+                "item_id": item_ids[top.ravel()],
                 "rank": np.tile(np.arange(1, k + 1), len(users)),
                 "score": np.take_along_axis(scores, top, axis=1).ravel().astype(np.float64),
             }
@@ -555,6 +573,24 @@ class Recommender(ABC):
 def score_batch_rows(n_items: int) -> int:
     """Users per ranking batch: as many as keep a batch's float64 scores within ``SCORE_BATCH_BYTES``."""
     return max(1, SCORE_BATCH_BYTES // (8 * max(n_items, 1)))
+
+
+def _within_columns(columns: np.ndarray, rows: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, item) pairs whose item is among the sorted ``columns``, items as positions in them."""
+    positions = np.minimum(np.searchsorted(columns, items), max(len(columns) - 1, 0))
+    inside = columns[positions] == items if len(columns) else np.zeros(len(items), dtype=bool)
+    return rows[inside], positions[inside]
+
+
+def most_masked(masked_rows: sp.csr_matrix | None) -> int:
+    """The most masked items of any row of a batch (0 without a mask)."""
+    return 0 if masked_rows is None else int(np.diff(masked_rows.indptr).max(initial=0))
+
+
+def order_prefix(scores: np.ndarray, length: int) -> np.ndarray:
+    """The sorted columns of the first ``length`` items of the ranking by ``scores`` (ties by smaller
+    column): a user-independent ranking's top k after masking m items lies within ``k + m`` of them."""
+    return np.sort(np.argsort(-scores, kind="stable")[:length])
 
 
 def _maskable(scores: np.ndarray | np.matrix) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
+from scipy.sparse import _sparsetools  # the kernel behind toarray(), which adds into its output
 
 from recs_platform.models.base import (
     Logger,
@@ -21,6 +22,8 @@ from recs_platform.models.base import (
     TrainingData,
     Validator,
     fingerprint,
+    most_masked,
+    order_prefix,
     register,
 )
 
@@ -130,6 +133,16 @@ class SegmentPopularityRecommender(Recommender):
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         return self._table()[self.user_segment[user_index]]  # -1 selects the global row
 
+    def _ranking_scores(
+        self, user_index: np.ndarray, k: int, masked_rows: sp.csr_matrix | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each segment's lists are prefixes of its one order: the batch's segments' first ``k`` +
+        (most masked) items are the only ones scored."""
+        table, segments = self._table(), self.user_segment[user_index]
+        length = k + most_masked(masked_rows)
+        columns = np.unique(np.concatenate([order_prefix(table[row], length) for row in np.unique(segments)]))
+        return table[:, columns][segments], columns
+
     def recommend_for_segment(self, values: Mapping[str, Any], k: int = 10) -> pd.DataFrame:
         """Top-``k`` ``item_id, rank, score`` for a new user described only by demographics.
 
@@ -201,7 +214,12 @@ class RecentHistoryRecommender(Recommender):
         return history["count"].to_numpy() * (recency.max() + 1) + recency
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
-        return self.history[user_index].toarray() + self.prior
+        """The prior, with the history rows added in place by scipy's CSR-to-dense kernel (it
+        accumulates): ``toarray() + prior`` wrote three users x items arrays per batch, this one."""
+        rows = self.history[user_index]
+        scores = np.tile(self.prior.astype(np.float64), (len(user_index), 1))
+        _sparsetools.csr_todense(*rows.shape, rows.indptr, rows.indices, rows.data, scores)
+        return scores
 
     def _score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """A history's items score their recency rank (1 = oldest), the rest popularity in [0, 1).

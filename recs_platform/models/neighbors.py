@@ -245,6 +245,14 @@ class EASERecommender(ItemToItemRecommender):
         scores[:, self.kept_items] = self._score_kept(rows[:, self.kept_items])
         return scores
 
+    def _ranking_scores(
+        self, user_index: np.ndarray, k: int, masked_rows: sp.csr_matrix | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """A pruned fit never recommends the items it dropped: only the kept ones are scored and ranked."""
+        if self.kept_items is None:
+            return super()._ranking_scores(user_index, k, masked_rows)
+        return self._score_kept(self.seen[user_index][:, self.kept_items]), self.kept_items
+
     def _score_kept(self, rows: sp.csr_matrix) -> np.ndarray:
         if self.factored is not None:
             return self.factored.score_rows(rows)

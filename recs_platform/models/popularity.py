@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, register
+from recs_platform.models.base import Logger, Recommender, TrainingData, Validator, most_masked, order_prefix, register
 
 
 @register
@@ -20,6 +21,13 @@ class PopularityRecommender(Recommender):
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.counts, (len(user_index), len(self.counts))).copy()
+
+    def _ranking_scores(
+        self, user_index: np.ndarray, k: int, masked_rows: sp.csr_matrix | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every list is a prefix of one order, so only its first ``k`` + (most masked) items are scored."""
+        columns = order_prefix(self.counts, k + most_masked(masked_rows))
+        return np.broadcast_to(self.counts[columns], (len(user_index), len(columns))).copy(), columns
 
     def most_popular(self, k: int, exclude_items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The top-``k`` item ids and counts for anyone, e.g. users never seen in training."""
