@@ -1,6 +1,6 @@
 """Fit-level costs behind the graph at catalogue scale (docs/benchmarks.md, issue 13), side by side:
 
-    PYTHONPATH=. .venv/bin/python bench/scale_fits.py [--only neighbours|bpr|ranking]
+    PYTHONPATH=. .venv/bin/python bench/scale_fits.py [--only NAME]
 
 * neighbours: item-kNN's per-row top-k on a 610 x 10,000 binary matrix's cosine similarities, the
   former lexsort of every similarity against ``keep_top_per_row`` (and that both keep the same matrix);
@@ -17,7 +17,9 @@
   alternately, one torch thread;
 * top_k: the top 20 of 500 score rows of 50k items, dense and mostly zero (300 scored items, as a
   co-occurrence or pruned DLAE row), by ``_row_top_k`` (a sampled threshold first) against
-  partitioning the whole row, alternately.
+  partitioning the whole row, alternately;
+* sparse_adam: the optimizer step of a 10M-event BPR batch, torch's SparseAdam against ``RowAdam``
+  (its update by row index), alternately, checked to end at the same weights.
 """
 
 import argparse
@@ -36,7 +38,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 
 from recs_platform.models import closed_form
 from recs_platform.models.base import _partitioned_top_k, _row_top_k, load_recommender
-from recs_platform.models.bpr import BPRRecommender
+from recs_platform.models.bpr import BPRRecommender, RowAdam
 from recs_platform.models.neighbors import DLAERecommender, keep_top_per_row
 
 
@@ -92,7 +94,7 @@ def bpr() -> None:
             matrix, no_ignored, users[:timed_rows], positives[:timed_rows], model._optimizer(), tables, rng
         )
         seconds = (time.perf_counter() - started) * len(users) / timed_rows
-        print(f"| {'SparseAdam' if sparse else 'dense Adam'} | {batch:,} | {seconds:.1f} |")
+        print(f"| {'sparse rows (RowAdam)' if sparse else 'dense Adam'} | {batch:,} | {seconds:.1f} |")
 
 
 def ranking() -> None:
@@ -179,6 +181,39 @@ def row_gradients() -> None:
         print(f"| {name} | {np.median(values) * 1e6:.0f} |")
 
 
+def sparse_adam() -> None:
+    """The optimizer step of a 10M-event BPR batch (2,048 users, 4,096 item rows with repeats, their
+    biases), torch's SparseAdam against RowAdam, alternately; both must end at the same weights."""
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(200_000, 64, 2_048), (50_000, 64, 4_096), (50_000, 1, 4_096)]
+    start = [torch.randn((n_rows, width), generator=generator) * 0.1 for n_rows, width, _ in shapes]
+    steps = [
+        [
+            (torch.randint(0, n_rows, (1, rows), generator=generator), torch.randn(rows, width, generator=generator))
+            for n_rows, width, rows in shapes
+        ]
+        for _ in range(100)
+    ]
+    params = {name: [torch.nn.Parameter(weights.clone()) for weights in start] for name in ("SparseAdam", "RowAdam")}
+    optimizers = {
+        "SparseAdam": torch.optim.SparseAdam(params["SparseAdam"], lr=0.005),
+        "RowAdam": RowAdam(params["RowAdam"], lr=0.005),
+    }
+    seconds = {name: 0.0 for name in optimizers}
+    for gradients in steps:
+        for name, optimizer in optimizers.items():
+            for param, (rows, values), (n_rows, width, _) in zip(params[name], gradients, shapes, strict=True):
+                param.grad = torch.sparse_coo_tensor(rows, values, (n_rows, width), check_invariants=False)
+            started = time.perf_counter()
+            optimizer.step()
+            seconds[name] += time.perf_counter() - started
+    assert all(torch.equal(a, b) for a, b in zip(params["SparseAdam"], params["RowAdam"], strict=True))
+    print("| optimizer | ms per step, 100 steps, same weights at the end |\n|---|--:|")
+    for name, total in seconds.items():
+        print(f"| {name} | {total * 10:.2f} |")
+
+
 def top_k() -> None:
     rng = np.random.default_rng(0)
     dense = rng.standard_normal((500, 50_000)).astype(np.float32)
@@ -228,6 +263,7 @@ def main() -> None:
         "factored": factored,
         "row_gradients": row_gradients,
         "top_k": top_k,
+        "sparse_adam": sparse_adam,
     }
     parser.add_argument("--only", choices=sorted(runs))
     parser.add_argument("--child-dlae-fits", action="store_true", help=argparse.SUPPRESS)

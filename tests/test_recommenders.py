@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from helpers_recommenders import RecommenderContract
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,7 @@ from recs_platform.models.base import (
     _row_top_k,
     sorted_unique,
 )
-from recs_platform.models.bpr import RowGradients
+from recs_platform.models.bpr import RowAdam, RowGradients
 from recs_platform.training import fit_recommender, validator
 
 # Small and fast: the whole contract runs in a few seconds.
@@ -233,6 +234,31 @@ def test_bpr_sparse_updates_leave_rows_outside_the_batch_unchanged() -> None:
     after = model._state()
     np.testing.assert_array_equal(after["user_factors"][20:], before["user_factors"][20:])
     assert not np.allclose(after["user_factors"][:20], before["user_factors"][:20])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(0, 40), steps=st.integers(1, 6))
+def test_row_adam_steps_exactly_as_sparse_adam(seed: int, batch: int, steps: int) -> None:
+    """The same weights and moments, bit for bit, after steps whose sparse gradients repeat rows
+    (summed, as by ``coalesce``), leave rows out, or are empty (``batch`` 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(12, 4), (7, 1)]
+    start = [torch.randn(shape, generator=generator) for shape in shapes]
+    ours = [torch.nn.Parameter(weights.clone()) for weights in start]
+    theirs = [torch.nn.Parameter(weights.clone()) for weights in start]
+    optimizers = RowAdam(ours, lr=0.05), torch.optim.SparseAdam(theirs, lr=0.05)
+    for _ in range(steps):
+        for index, (n_rows, width) in enumerate(shapes):
+            rows = torch.randint(0, n_rows, (1, batch), generator=generator)
+            values = torch.randn((batch, width), generator=generator)
+            for params in (ours, theirs):
+                params[index].grad = torch.sparse_coo_tensor(rows, values, (n_rows, width), check_invariants=False)
+        for optimizer in optimizers:
+            optimizer.step()
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert torch.equal(mine, reference)
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(optimizers[0].state[mine][moment], optimizers[1].state[reference][moment])
 
 
 @settings(max_examples=25, deadline=None)
