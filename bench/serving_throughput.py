@@ -21,6 +21,10 @@ across the model's users (bench/recommend.lua):
 * paced: at half the no-op's saturated rate, the latency a client sees below saturation
   (target: p99 <= 20 ms).
 
+With ``--floor``, a fifth server runs the no-op plus the model's own list for the user and nothing
+else (``bench/model_floor_service.py``): its ratio is the most any serving code could reach on a
+path that computes the list per request.
+
 With ``--profile``, py-spy (``pip install py-spy``) samples each server's worker during one more
 saturated run, and the functions with the largest share of the samples are printed per server.
 """
@@ -56,6 +60,8 @@ NOOP_SERVICE = "bench.noop_service:NoopService"
 NOOP = "noop"
 BATCHED_SERVICE = "bench.batched_service:BatchedRecommender"
 BATCHED = "snapshot_batched"
+FLOOR_SERVICE = "bench.model_floor_service:ModelFloorService"
+FLOOR = "model_floor"
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +77,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="sample each worker with py-spy (see above)")
     parser.add_argument(
         "--batched", action="store_true", help="also the snapshot path, batched (bench/batched_service.py)"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also the no-op plus the model's list alone (bench/model_floor_service.py)"
     )
     return parser.parse_args()
 
@@ -126,7 +135,8 @@ def write_users(users: list[int], seed: int) -> Path:
 def serving(home: PlatformPaths, path: str, tag: str, new_items: int, seed: int) -> Iterator[ServerHandle]:
     """The real service on ``path``'s scratch home, or the no-op or batched service."""
     scratch = scratch_home(home, path if path in PATHS else "snapshot", tag, new_items, seed)
-    service = {NOOP: {"service": NOOP_SERVICE}, BATCHED: {"service": BATCHED_SERVICE}}.get(path, {})
+    services = {NOOP: NOOP_SERVICE, BATCHED: BATCHED_SERVICE, FLOOR: FLOOR_SERVICE}
+    service = {"service": services[path]} if path in services else {}
     server = start_server(scratch, **service)
     try:
         yield server
@@ -198,7 +208,7 @@ def main() -> None:
     bundle = production_registry(home).load_production()
     users = bundle.model.user_map.ids.tolist()
     users_file = write_users(users, args.seed)
-    names = [NOOP, *args.paths.split(","), *([BATCHED] if args.batched else [])]
+    names = [NOOP, *([FLOOR] if args.floor else []), *args.paths.split(","), *([BATCHED] if args.batched else [])]
     # Per path and round: the no-op's run, then the path's.
     pairs: dict[str, list[tuple[Saturated, Saturated]]] = {name: [] for name in names if name != NOOP}
     with ExitStack() as stack:
